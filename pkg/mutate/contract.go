@@ -1,0 +1,62 @@
+package mutate
+
+import "time"
+
+// The names below are the public contract of DESIGN.md: change them only with
+// a migration note in the changelog.
+const (
+	// Prefix is the domain of every label and annotation we read or write.
+	Prefix = "token-projector.io/"
+
+	// LabelInject opts a namespace in ("enabled") or a pod out ("disabled").
+	LabelInject = Prefix + "inject"
+	// InjectEnabled is the namespace label value that opts a namespace in.
+	InjectEnabled = "enabled"
+	// InjectDisabled is the pod label value that opts one pod out.
+	InjectDisabled = "disabled"
+
+	// AnnotationAudience triggers injection: comma-separated token audiences.
+	AnnotationAudience = Prefix + "audience"
+	// AnnotationExpiration is the token lifetime: whole seconds or a Go duration.
+	AnnotationExpiration = Prefix + "expiration"
+	// AnnotationServiceAccount names the ServiceAccount to run as and to ensure.
+	AnnotationServiceAccount = Prefix + "service-account"
+	// AnnotationMountPath is the directory of the token files.
+	AnnotationMountPath = Prefix + "mount-path"
+	// AnnotationContainers is an allow-list of container names to mount into.
+	AnnotationContainers = Prefix + "containers"
+	// AnnotationStatus is written by the webhook: what it injected.
+	AnnotationStatus = Prefix + "status"
+
+	// VolumeName is the fixed name of the projected volume; with the status
+	// annotation it is what makes the mutation idempotent.
+	VolumeName = "token-projector"
+	// DefaultMountPath is where the token files go unless the pod says otherwise.
+	DefaultMountPath = "/var/run/secrets/tokens"
+	// DefaultServiceAccount is the name kube-apiserver gives pods that name none.
+	DefaultServiceAccount = "default"
+	// TokenFileSuffix ends every token file name: <audience>-token.
+	TokenFileSuffix = "-token"
+	// RBACNameSuffix ends the Role and RoleBinding names: <sa>-create-token.
+	RBACNameSuffix = "-create-token"
+
+	// MinExpiration is kube-apiserver's own lower bound for projected tokens.
+	MinExpiration = 10 * time.Minute
+	// DefaultExpiration applies when the pod gives no expiration.
+	DefaultExpiration = time.Hour
+	// DefaultMaxExpiration is the default upper bound (--max-expiration).
+	DefaultMaxExpiration = 24 * time.Hour
+)
+
+// Limits that keep one pod's annotations from producing objects or files that
+// kube-apiserver or the kubelet would reject later, far from the cause.
+const (
+	// MaxAudiences bounds the number of token files per pod.
+	MaxAudiences = 16
+	// MaxAudienceLength keeps "<audience>-token" a valid file name (255 bytes).
+	MaxAudienceLength = 255 - len(TokenFileSuffix)
+	// MaxServiceAccountName keeps "<sa>-create-token" a valid object name (253).
+	MaxServiceAccountName = 253 - len(RBACNameSuffix)
+	// MaxMountPathLength is generous for a directory and bounds what we echo back.
+	MaxMountPathLength = 1024
+)

@@ -1,0 +1,225 @@
+package mutate
+
+import (
+	"encoding/json"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+)
+
+// projectedDefaultMode is what kube-apiserver defaults a projected volume's
+// mode to. Setting it ourselves makes the volume we inject equal to the one the
+// API server returns, so a pod re-created from its own output is recognised.
+const projectedDefaultMode int32 = 0o644
+
+// ContainerRef points at one container of a pod: Init selects
+// spec.initContainers, otherwise spec.containers.
+type ContainerRef struct {
+	Init  bool
+	Index int
+}
+
+// Mount is one volume mount to add to one container.
+type Mount struct {
+	Container ContainerRef
+	Mount     corev1.VolumeMount
+}
+
+// Changes are the additions a Spec makes to a Pod: nothing in it removes or
+// replaces anything the pod had, except fields we own (the status annotation)
+// or fields whose value we checked is the default we may override
+// (serviceAccountName "default"). The admission handler turns Changes into
+// add-only JSON Patch operations; Apply makes the same changes to a typed Pod.
+type Changes struct {
+	// Volume is the projected volume to append, or nil if the pod has it.
+	Volume *corev1.Volume
+	// Mounts are appended to the named containers' volumeMounts.
+	Mounts []Mount
+	// ServiceAccountName, when not empty, is set as spec.serviceAccountName.
+	ServiceAccountName string
+	// DeprecatedServiceAccount, when not empty, is set as spec.serviceAccount.
+	DeprecatedServiceAccount string
+	// Status, when not empty, is set as the status annotation.
+	Status string
+}
+
+// Empty reports whether the pod already carries everything the Spec asks for.
+func (c *Changes) Empty() bool {
+	return c.Volume == nil && len(c.Mounts) == 0 && c.ServiceAccountName == "" &&
+		c.DeprecatedServiceAccount == "" && c.Status == ""
+}
+
+// Status is what the status annotation records: what was injected, for audit
+// and so that a second pass can tell the pod is already done.
+type Status struct {
+	Audiences         []string `json:"audiences"`
+	ExpirationSeconds int64    `json:"expirationSeconds"`
+	ServiceAccount    string   `json:"serviceAccount"`
+	RBAC              bool     `json:"rbac"`
+	MountPath         string   `json:"mountPath"`
+	Containers        []string `json:"containers"`
+}
+
+// Volume is the projected volume a Spec asks for: one serviceAccountToken
+// source per audience.
+func (s *Spec) Volume() corev1.Volume {
+	sources := make([]corev1.VolumeProjection, len(s.Audiences))
+	for i, a := range s.Audiences {
+		secs := s.ExpirationSeconds
+		sources[i].ServiceAccountToken = &corev1.ServiceAccountTokenProjection{
+			Audience: a.Name, ExpirationSeconds: &secs, Path: a.File,
+		}
+	}
+	mode := projectedDefaultMode
+	return corev1.Volume{
+		Name: VolumeName,
+		VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: sources, DefaultMode: &mode,
+		}},
+	}
+}
+
+// VolumeMount is the read-only mount of the token volume.
+func (s *Spec) VolumeMount() corev1.VolumeMount {
+	return corev1.VolumeMount{Name: VolumeName, MountPath: s.MountPath, ReadOnly: true}
+}
+
+// Status is the status annotation's content for this Spec, given the account
+// the pod ends up running as.
+func (s *Spec) Status(runsAs string) string {
+	st := Status{
+		ExpirationSeconds: s.ExpirationSeconds,
+		ServiceAccount:    runsAs,
+		RBAC:              s.ServiceAccount != "",
+		MountPath:         s.MountPath,
+		Containers:        s.Containers,
+	}
+	for _, a := range s.Audiences {
+		st.Audiences = append(st.Audiences, a.Name)
+	}
+	b, _ := json.Marshal(st) // cannot fail: strings, ints and bools only
+	return string(b)
+}
+
+// Plan works out the Changes that make pod carry spec. It refuses, with an
+// *InvalidError, to touch a volume or mount the pod already has that differs
+// from ours: those are the author's, and we never overwrite them.
+func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
+	var c Changes
+	want := spec.Volume()
+	if have := findVolume(pod.Spec.Volumes, VolumeName); have == nil {
+		c.Volume = &want
+	} else if !equality.Semantic.DeepEqual(*have, want) {
+		return Changes{}, invalid("spec.volumes", VolumeName,
+			"no volume named %s other than the one this webhook injects; rename or remove the pod's own %s volume", VolumeName, VolumeName)
+	}
+
+	mount := spec.VolumeMount()
+	for _, ref := range containerRefs(pod, spec.Containers) {
+		ctr := container(pod, ref)
+		add, err := planMount(ctr, mount)
+		if err != nil {
+			return Changes{}, err
+		}
+		if add {
+			c.Mounts = append(c.Mounts, Mount{Container: ref, Mount: mount})
+		}
+	}
+
+	runsAs := podServiceAccount(&pod.Spec)
+	if spec.FromAnnotation {
+		runsAs = spec.ServiceAccount
+		if pod.Spec.ServiceAccountName != runsAs {
+			c.ServiceAccountName = runsAs
+		}
+		if pod.Spec.DeprecatedServiceAccount != runsAs { //nolint:staticcheck // kube-apiserver keeps both in step
+			c.DeprecatedServiceAccount = runsAs
+		}
+	}
+	if runsAs == "" {
+		runsAs = DefaultServiceAccount
+	}
+	if st := spec.Status(runsAs); pod.Annotations[AnnotationStatus] != st {
+		c.Status = st
+	}
+	return c, nil
+}
+
+func planMount(ctr *corev1.Container, want corev1.VolumeMount) (bool, error) {
+	field := fmt.Sprintf("containers[%s].volumeMounts", ctr.Name)
+	for _, m := range ctr.VolumeMounts {
+		switch {
+		case m.Name == VolumeName && equality.Semantic.DeepEqual(m, want):
+			return false, nil
+		case m.Name == VolumeName:
+			return false, invalid(field, m.MountPath,
+				"a mount of volume %s exactly as this webhook makes it (read-only at %s), or none", VolumeName, want.MountPath)
+		case m.MountPath == want.MountPath:
+			return false, invalid(field, m.MountPath,
+				"a mount path free for the token volume; volume %s is already mounted there (set %s to another directory)", m.Name, AnnotationMountPath)
+		}
+	}
+	return true, nil
+}
+
+// Apply makes the Changes to a typed Pod, exactly as the admission handler's
+// JSON Patch makes them to the raw one.
+func (c *Changes) Apply(pod *corev1.Pod) {
+	if c.Volume != nil {
+		pod.Spec.Volumes = append(pod.Spec.Volumes, *c.Volume)
+	}
+	for _, m := range c.Mounts {
+		ctr := container(pod, m.Container)
+		ctr.VolumeMounts = append(ctr.VolumeMounts, m.Mount)
+	}
+	if c.ServiceAccountName != "" {
+		pod.Spec.ServiceAccountName = c.ServiceAccountName
+	}
+	if c.DeprecatedServiceAccount != "" {
+		pod.Spec.DeprecatedServiceAccount = c.DeprecatedServiceAccount //nolint:staticcheck // kept in step
+	}
+	if c.Status != "" {
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[AnnotationStatus] = c.Status
+	}
+}
+
+func findVolume(vols []corev1.Volume, name string) *corev1.Volume {
+	for i := range vols {
+		if vols[i].Name == name {
+			return &vols[i]
+		}
+	}
+	return nil
+}
+
+// containerRefs resolves container names (as Parse returned them, in pod
+// order: init containers first) to positions in the pod.
+func containerRefs(pod *corev1.Pod, names []string) []ContainerRef {
+	refs := make([]ContainerRef, 0, len(names))
+	for _, init := range []bool{true, false} {
+		ctrs := pod.Spec.Containers
+		if init {
+			ctrs = pod.Spec.InitContainers
+		}
+		for i := range ctrs {
+			for _, n := range names {
+				if ctrs[i].Name == n {
+					refs = append(refs, ContainerRef{Init: init, Index: i})
+					break
+				}
+			}
+		}
+	}
+	return refs
+}
+
+func container(pod *corev1.Pod, ref ContainerRef) *corev1.Container {
+	if ref.Init {
+		return &pod.Spec.InitContainers[ref.Index]
+	}
+	return &pod.Spec.Containers[ref.Index]
+}
