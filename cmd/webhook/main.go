@@ -1,0 +1,47 @@
+// Command webhook is token-projector's admission webhook.
+//
+//	webhook [serve] [flags]   serve admission requests (the default)
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/token-projector/token-projector/pkg/server"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "webhook:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) > 0 && args[0] == "serve" {
+		args = args[1:]
+	}
+	return serve(args)
+}
+
+func serve(args []string) error {
+	opts := server.DefaultOptions()
+	zapOpts := zap.Options{}
+	fs := flag.NewFlagSet("webhook serve", flag.ContinueOnError)
+	opts.BindFlags(fs)
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctx := ctrl.SetupSignalHandler()
+	return server.Run(ctrl.LoggerInto(ctx, ctrl.Log.WithName("token-projector")), opts)
+}

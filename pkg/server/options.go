@@ -1,0 +1,119 @@
+// Package server assembles the webhook process: a controller-runtime manager
+// with the webhook server, the informer caches the handler reads, metrics and
+// health probes. cmd/webhook binds flags to Options and calls Run; the tests
+// and the local development environment call Run in-process.
+package server
+
+import (
+	"flag"
+	"fmt"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/rest"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+)
+
+// Options configures the webhook process. Every field but RestConfig is a
+// command-line flag; DefaultOptions gives the documented defaults.
+type Options struct {
+	// Kubeconfig is a kubeconfig file; empty means KUBECONFIG, then in-cluster.
+	Kubeconfig string
+	// CertDir holds the serving certificate, tls.crt and tls.key; they are
+	// reloaded when they change (cert-manager renews them in place).
+	CertDir string
+	// WebhookHost is the address the webhook server binds to; empty is all.
+	WebhookHost string
+	// WebhookPort is the webhook server's HTTPS port.
+	WebhookPort int
+	// MetricsBindAddress serves Prometheus metrics; "0" disables it.
+	MetricsBindAddress string
+	// HealthProbeBindAddress serves /healthz and /readyz; "0" disables it.
+	HealthProbeBindAddress string
+	// MaxExpiration is the longest token lifetime a pod may ask for.
+	MaxExpiration time.Duration
+	// DefaultExpiration applies to pods that give no expiration.
+	DefaultExpiration time.Duration
+	// AllowedAudiences, if set, are the only audiences pods may request
+	// (path.Match globs, such as vault or *.example.com).
+	AllowedAudiences []string
+	// EnsureTimeout bounds the creation of a ServiceAccount and its RBAC on
+	// admission. Keep it below the webhook's timeoutSeconds, so that a slow
+	// API server gives the author a clear error rather than a timeout.
+	EnsureTimeout time.Duration
+	// Namespaces, if set, restricts the webhook's caches to these namespaces:
+	// the namespaced RBAC scope, where it may not list cluster-wide.
+	Namespaces []string
+	// ShutdownTimeout bounds the graceful shutdown: in-flight admissions
+	// finish, new connections are refused.
+	ShutdownTimeout time.Duration
+
+	// RestConfig, when set, is used instead of Kubeconfig (tests, embedding).
+	RestConfig *rest.Config `json:"-"`
+}
+
+// DefaultOptions returns the options of a webhook started without flags.
+func DefaultOptions() Options {
+	return Options{
+		CertDir:                "/tmp/k8s-webhook-server/serving-certs",
+		WebhookPort:            9443,
+		MetricsBindAddress:     ":8080",
+		HealthProbeBindAddress: ":8081",
+		MaxExpiration:          mutate.DefaultMaxExpiration,
+		DefaultExpiration:      mutate.DefaultExpiration,
+		EnsureTimeout:          3 * time.Second,
+		ShutdownTimeout:        15 * time.Second,
+	}
+}
+
+// BindFlags registers a flag for every option, defaulting to the current value.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig file. Default: $KUBECONFIG, then the in-cluster configuration.")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "Directory holding the serving certificate tls.crt and key tls.key; reloaded when they change.")
+	fs.StringVar(&o.WebhookHost, "webhook-host", o.WebhookHost, "Address the webhook server binds to; empty means all addresses.")
+	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "Port of the webhook's HTTPS server.")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint; 0 disables it.")
+	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz; 0 disables them.")
+	fs.DurationVar(&o.MaxExpiration, "max-expiration", o.MaxExpiration, "Longest token lifetime a pod may request.")
+	fs.DurationVar(&o.DefaultExpiration, "default-expiration", o.DefaultExpiration, "Token lifetime of pods that do not set "+mutate.AnnotationExpiration+".")
+	fs.Func("allowed-audiences", "Comma-separated globs (path.Match) of the audiences pods may request; empty allows all.", func(s string) error {
+		o.AllowedAudiences = splitList(s)
+		return nil
+	})
+	fs.DurationVar(&o.EnsureTimeout, "ensure-timeout", o.EnsureTimeout, "Deadline for creating a ServiceAccount and its RBAC on admission; keep it below the webhook's timeoutSeconds.")
+	fs.Func("namespaces", "Comma-separated namespaces the webhook may serve (namespaced RBAC scope); empty means all.", func(s string) error {
+		o.Namespaces = splitList(s)
+		return nil
+	})
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown.")
+}
+
+// Validate rejects options the webhook cannot start with.
+func (o *Options) Validate() error {
+	if err := o.MutateConfig().Validate(); err != nil {
+		return err
+	}
+	if o.WebhookPort <= 0 || o.WebhookPort > 65535 {
+		return fmt.Errorf("webhook port %d is out of range", o.WebhookPort)
+	}
+	if o.EnsureTimeout <= 0 {
+		return fmt.Errorf("ensure timeout must be positive, got %s", o.EnsureTimeout)
+	}
+	return nil
+}
+
+// MutateConfig is the part of the options that bounds what pods may ask for.
+func (o *Options) MutateConfig() mutate.Config {
+	return mutate.Config{DefaultExpiration: o.DefaultExpiration, MaxExpiration: o.MaxExpiration, AllowedAudiences: o.AllowedAudiences}
+}
+
+func splitList(s string) []string {
+	var out []string
+	for part := range strings.SplitSeq(s, ",") {
+		if p := strings.TrimSpace(part); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

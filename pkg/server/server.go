@@ -1,0 +1,167 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	tpadmission "github.com/token-projector/token-projector/pkg/admission"
+	"github.com/token-projector/token-projector/pkg/rbac"
+)
+
+// cacheWait bounds how long a create waits for its object to reach the cache.
+const cacheWait = time.Second
+
+// Run starts the webhook and blocks until ctx is cancelled or it fails.
+func Run(ctx context.Context, o Options) error {
+	mgr, err := NewManager(o)
+	if err != nil {
+		return err
+	}
+	logf.FromContext(ctx).Info("Starting webhook", "port", o.WebhookPort, "certDir", o.CertDir, "namespaces", o.Namespaces)
+	return mgr.Start(ctx)
+}
+
+// NewManager builds the manager with the pod webhook registered, its caches
+// declared (so that readiness waits for them) and its probes installed.
+func NewManager(o Options) (ctrl.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := restConfig(o)
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOptions(o),
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		GracefulShutdownTimeout: &o.ShutdownTimeout,
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir,
+		}),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	// Declare every informer the handler reads now, so that they start with
+	// the manager and /readyz can wait for them to sync.
+	for _, obj := range cachedObjects() {
+		if _, err := mgr.GetCache().GetInformer(context.Background(), obj); err != nil {
+			return nil, fmt.Errorf("declaring informer for %T: %w", obj, err)
+		}
+	}
+
+	handler := &tpadmission.PodHandler{
+		Config:     o.MutateConfig(),
+		Namespaces: mgr.GetCache(),
+		Ensurer: &rbac.Ensurer{
+			Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), CacheWait: cacheWait,
+		},
+		EnsureTimeout: o.EnsureTimeout,
+	}
+	mgr.GetWebhookServer().Register(tpadmission.PodsPath, &admission.Webhook{Handler: handler})
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("webhook-serving", mgr.GetWebhookServer().StartedChecker()); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("caches-synced", cachesSynced(mgr.GetCache())); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+func restConfig(o Options) (*rest.Config, error) {
+	if o.RestConfig != nil {
+		return rest.CopyConfig(o.RestConfig), nil
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = o.Kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		if o.Kubeconfig == "" {
+			if inCluster, icErr := rest.InClusterConfig(); icErr == nil {
+				return inCluster, nil
+			}
+		}
+		return nil, fmt.Errorf("loading cluster configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// cachedObjects are the informers the webhook runs. Namespaces and
+// ServiceAccounts are watched as metadata only: the handler needs a
+// namespace's labels and whether an account exists, nothing more.
+func cachedObjects() []client.Object {
+	nsMeta := &metav1.PartialObjectMetadata{}
+	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
+	saMeta := &metav1.PartialObjectMetadata{}
+	saMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
+	return []client.Object{nsMeta, saMeta, &rbacv1.Role{}, &rbacv1.RoleBinding{}}
+}
+
+// cacheOptions keeps the caches small: Roles and RoleBindings only if ours,
+// and no managed fields or annotations on anything (the webhook reads none).
+func cacheOptions(o Options) cache.Options {
+	managed := labels.SelectorFromSet(labels.Set{rbac.LabelManagedBy: rbac.ManagedBy})
+	opts := cache.Options{
+		DefaultTransform: trimForCache,
+		ByObject: map[client.Object]cache.ByObject{
+			&rbacv1.Role{}:        {Label: managed},
+			&rbacv1.RoleBinding{}: {Label: managed},
+		},
+	}
+	if len(o.Namespaces) > 0 {
+		opts.DefaultNamespaces = make(map[string]cache.Config, len(o.Namespaces))
+		for _, ns := range o.Namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+func trimForCache(obj any) (any, error) {
+	if m, ok := obj.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+		m.SetAnnotations(nil)
+	}
+	return obj, nil
+}
+
+// cachesSynced is ready once every declared informer has synced.
+func cachesSynced(c cache.Cache) healthz.Checker {
+	return func(req *http.Request) error {
+		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
+		defer cancel()
+		if !c.WaitForCacheSync(ctx) {
+			return fmt.Errorf("informer caches have not synced")
+		}
+		return nil
+	}
+}

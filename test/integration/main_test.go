@@ -1,0 +1,91 @@
+// Package integration runs the webhook in-process against a real
+// kube-apiserver with the ServiceAccount admission plugin enabled, its client
+// bound by the shipped RBAC, and creates pods through the API server.
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/token-projector/token-projector/test/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	var err error
+	if env, err = testenv.Start(testenv.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer env.Stop()
+	opts, err := env.ServerOptions()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer hook.Stop()
+	return m.Run()
+}
+
+// nsCounter makes namespace names unique within a run.
+var nsCounter atomic.Int64
+
+// namespace creates a fresh namespace (opted in or not) for one test.
+func namespace(t *testing.T, optedIn bool) string {
+	t.Helper()
+	name := fmt.Sprintf("it-%d", nsCounter.Add(1))
+	var labels map[string]string
+	if optedIn {
+		labels = testenv.OptedIn()
+	}
+	if err := env.CreateNamespace(context.Background(), name, labels); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// warnings collects the warnings kube-apiserver relays from the webhook.
+type warnings struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, msg)
+}
+
+// adminWithWarnings is a superuser client that records warnings.
+func adminWithWarnings(t *testing.T) (client.Client, *warnings) {
+	t.Helper()
+	w := &warnings{}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandler = w
+	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, w
+}
