@@ -1,59 +1,14 @@
 package admission
 
 import (
-	"strconv"
-	"strings"
-
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 )
 
-// patchOps turns what pkg/mutate decided into add-only JSON Patch operations
-// against the raw pod, which is pod before the changes. Every operation adds
-// at a path we computed, so fields our k8s.io/api version does not know are
-// never touched; no re-marshal and diff of the pod is needed.
+// patchOps is the response's patch: add-only operations built from what
+// pkg/mutate decided, never a re-marshal and diff of the pod.
 func patchOps(pod *corev1.Pod, c *mutate.Changes) []jsonpatch.JsonPatchOperation {
-	ops := make([]jsonpatch.JsonPatchOperation, 0, 4+len(c.Mounts))
-	if c.Volume != nil {
-		ops = append(ops, appendOp("/spec/volumes", len(pod.Spec.Volumes), *c.Volume))
-	}
-	for _, m := range c.Mounts {
-		list, ctrs := "/spec/containers/", pod.Spec.Containers
-		if m.Container.Init {
-			list, ctrs = "/spec/initContainers/", pod.Spec.InitContainers
-		}
-		base := list + strconv.Itoa(m.Container.Index) + "/volumeMounts"
-		ops = append(ops, appendOp(base, len(ctrs[m.Container.Index].VolumeMounts), m.Mount))
-	}
-	if c.ServiceAccountName != "" {
-		ops = append(ops, jsonpatch.NewOperation("add", "/spec/serviceAccountName", c.ServiceAccountName))
-	}
-	if c.DeprecatedServiceAccount != "" {
-		ops = append(ops, jsonpatch.NewOperation("add", "/spec/serviceAccount", c.DeprecatedServiceAccount))
-	}
-	if c.Status != "" {
-		if len(pod.Annotations) == 0 {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{mutate.AnnotationStatus: c.Status}))
-		} else {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(mutate.AnnotationStatus), c.Status))
-		}
-	}
-	return ops
-}
-
-// appendOp appends value to the array at path, creating the array when the
-// pod has none (absent, null or empty: "add" on the array path replaces
-// whichever of those the raw JSON holds).
-func appendOp(path string, length int, value any) jsonpatch.JsonPatchOperation {
-	if length == 0 {
-		return jsonpatch.NewOperation("add", path, []any{value})
-	}
-	return jsonpatch.NewOperation("add", path+"/-", value)
-}
-
-// escape encodes a map key as a JSON Pointer token (RFC 6901).
-func escape(key string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+	return c.JSONPatch(pod)
 }
