@@ -31,6 +31,9 @@ type Options struct {
 	MetricsBindAddress string
 	// HealthProbeBindAddress serves /healthz and /readyz; "0" disables it.
 	HealthProbeBindAddress string
+	// PprofBindAddress serves net/http/pprof, for profiling; "0" (the
+	// default) disables it. Bind it to a loopback address only.
+	PprofBindAddress string
 	// MaxExpiration is the longest token lifetime a pod may ask for.
 	MaxExpiration time.Duration
 	// DefaultExpiration applies to pods that give no expiration.
@@ -60,6 +63,7 @@ func DefaultOptions() Options {
 		WebhookPort:            9443,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
+		PprofBindAddress:       "0",
 		MaxExpiration:          mutate.DefaultMaxExpiration,
 		DefaultExpiration:      mutate.DefaultExpiration,
 		EnsureTimeout:          3 * time.Second,
@@ -75,6 +79,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.IntVar(&o.WebhookPort, "webhook-port", o.WebhookPort, "Port of the webhook's HTTPS server.")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz; 0 disables them.")
+	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, "Address of the net/http/pprof profiling endpoints; 0 disables them. Loopback only: profiles reveal memory contents.")
 	fs.DurationVar(&o.MaxExpiration, "max-expiration", o.MaxExpiration, "Longest token lifetime a pod may request.")
 	fs.DurationVar(&o.DefaultExpiration, "default-expiration", o.DefaultExpiration, "Token lifetime of pods that do not set "+mutate.AnnotationExpiration+".")
 	fs.Func("allowed-audiences", "Comma-separated globs (path.Match) of the audiences pods may request; empty allows all.", func(s string) error {

@@ -59,6 +59,7 @@ func NewManager(o Options) (ctrl.Manager, error) {
 		Cache:                   cacheOptions(o),
 		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		PprofBindAddress:        o.PprofBindAddress,
 		GracefulShutdownTimeout: &o.ShutdownTimeout,
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir,
