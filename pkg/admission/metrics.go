@@ -5,12 +5,12 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// admissions counts decisions. Both labels take a handful of fixed values
-// (see the reason constants), never a namespace, pod or account name.
+// admissions counts decisions. Every label takes a handful of fixed values
+// (see verdict.go), never a namespace, pod or account name.
 var admissions = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "token_projector_admissions_total",
-	Help: "Admission decisions by outcome (mutated, unchanged, skipped, denied, errored) and reason.",
-}, []string{"outcome", "reason"})
+	Help: "Admission decisions by resource (pod, workload), outcome (mutated, unchanged, skipped, denied, errored) and reason.",
+}, []string{"resource", "outcome", "reason"})
 
 func init() {
 	metrics.Registry.MustRegister(admissions)

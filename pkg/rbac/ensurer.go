@@ -34,9 +34,10 @@ func IsConflict(err error) bool {
 	return errors.As(err, &ce)
 }
 
-// Created names one object the Ensurer created.
+// Created is one object the Ensurer created, as the API server returned it.
 type Created struct {
-	Kind, Namespace, Name string
+	Kind   string
+	Object client.Object
 }
 
 // Ensurer makes sure a ServiceAccount and its token-creating Role and
@@ -67,11 +68,17 @@ func (e *Ensurer) Ensure(ctx context.Context, namespace, serviceAccount string, 
 	if dryRun {
 		return nil, e.check(ctx, namespace, serviceAccount)
 	}
-	// Waiters share the leader's result; a leader cancelled by its own request
-	// context fails the waiters too, and the next admission retries.
+	// Waiters share the leader's error; a leader cancelled by its own request
+	// context fails the waiters too, and the next admission retries. Only the
+	// leader reports what was created, so each creation is told once.
+	leader := false
 	v, err, _ := e.group.Do(namespace+"/"+serviceAccount, func() (any, error) {
+		leader = true
 		return e.ensure(ctx, namespace, serviceAccount)
 	})
+	if !leader {
+		return nil, err
+	}
 	created, _ := v.([]Created)
 	return created, err
 }
@@ -86,12 +93,12 @@ func (e *Ensurer) ensure(ctx context.Context, namespace, serviceAccount string) 
 		if ok {
 			continue
 		}
-		made, err := e.create(ctx, step)
+		obj, err := e.create(ctx, step)
 		if err != nil {
 			return created, err
 		}
-		if made {
-			created = append(created, Created{Kind: step.kind, Namespace: namespace, Name: step.obj.GetName()})
+		if obj != nil {
+			created = append(created, Created{Kind: step.kind, Object: obj})
 		}
 	}
 	return created, nil
@@ -175,27 +182,28 @@ func (e *Ensurer) cached(ctx context.Context, kind string, key client.ObjectKey,
 
 // create creates the step's object. AlreadyExists (another replica, or a
 // cache that has not caught up) is success only if the existing object is
-// acceptable. It reports whether this call created the object.
-func (e *Ensurer) create(ctx context.Context, s step) (bool, error) {
+// acceptable. It returns the object if this call created it.
+func (e *Ensurer) create(ctx context.Context, s step) (client.Object, error) {
 	log := logf.FromContext(ctx)
-	err := e.Writer.Create(ctx, s.obj.DeepCopyObject().(client.Object))
+	obj := s.obj.DeepCopyObject().(client.Object)
+	err := e.Writer.Create(ctx, obj)
 	switch {
 	case err == nil:
 		apiWrites.WithLabelValues(s.kind, "created").Inc()
 		log.V(1).Info("Created object", "kind", s.kind, "namespace", s.obj.GetNamespace(), "name", s.obj.GetName())
 		e.awaitCache(ctx, s)
-		return true, nil
+		return obj, nil
 	case apierrors.IsAlreadyExists(err):
 		apiWrites.WithLabelValues(s.kind, "exists").Inc()
 		existing := s.fresh()
 		apiReads.WithLabelValues(s.kind).Inc()
 		if err := e.Live.Get(ctx, client.ObjectKeyFromObject(s.obj), existing); err != nil {
-			return false, fmt.Errorf("reading existing %s %s/%s: %w", s.kind, s.obj.GetNamespace(), s.obj.GetName(), err)
+			return nil, fmt.Errorf("reading existing %s %s/%s: %w", s.kind, s.obj.GetNamespace(), s.obj.GetName(), err)
 		}
-		return false, s.accept(existing)
+		return nil, s.accept(existing)
 	default:
 		apiWrites.WithLabelValues(s.kind, "error").Inc()
-		return false, fmt.Errorf("creating %s %s/%s: %w", s.kind, s.obj.GetNamespace(), s.obj.GetName(), err)
+		return nil, fmt.Errorf("creating %s %s/%s: %w", s.kind, s.obj.GetNamespace(), s.obj.GetName(), err)
 	}
 }
 

@@ -27,8 +27,12 @@ import (
 	"github.com/token-projector/token-projector/pkg/rbac"
 )
 
-// cacheWait bounds how long a create waits for its object to reach the cache.
-const cacheWait = time.Second
+const (
+	// cacheWait bounds how long a create waits for its object to reach the cache.
+	cacheWait = time.Second
+	// eventSource is the reporting controller of the webhook's Events.
+	eventSource = "token-projector"
+)
 
 // Run starts the webhook and blocks until ctx is cancelled or it fails.
 func Run(ctx context.Context, o Options) error {
@@ -83,8 +87,10 @@ func NewManager(o Options) (ctrl.Manager, error) {
 			Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), CacheWait: cacheWait,
 		},
 		EnsureTimeout: o.EnsureTimeout,
+		Recorder:      mgr.GetEventRecorder(eventSource),
 	}
 	mgr.GetWebhookServer().Register(tpadmission.PodsPath, &admission.Webhook{Handler: handler})
+	mgr.GetWebhookServer().Register(tpadmission.WorkloadsPath, &admission.Webhook{Handler: &tpadmission.WorkloadHandler{PodHandler: handler}})
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -91,8 +91,11 @@ func Start(opts Options) (_ *Env, err error) {
 	if env.WebhookInstallOptions.LocalServingPort, err = FreePort(); err != nil {
 		return nil, err
 	}
-	hook.Webhooks[0].ClientConfig.URL = ptr(fmt.Sprintf("https://127.0.0.1:%d%s", env.WebhookInstallOptions.LocalServingPort, *hook.Webhooks[0].ClientConfig.Service.Path))
-	hook.Webhooks[0].ClientConfig.Service = nil
+	for i := range hook.Webhooks {
+		cc := &hook.Webhooks[i].ClientConfig
+		cc.URL = ptr(fmt.Sprintf("https://127.0.0.1:%d%s", env.WebhookInstallOptions.LocalServingPort, *cc.Service.Path))
+		cc.Service = nil
+	}
 
 	cfg, err := env.Start()
 	if err != nil {
@@ -213,8 +216,10 @@ func webhookConfiguration(root string) (*admissionregistrationv1.MutatingWebhook
 	if err := yaml.UnmarshalStrict(b, &hook); err != nil {
 		return nil, err
 	}
-	if len(hook.Webhooks) != 1 || hook.Webhooks[0].ClientConfig.Service == nil || hook.Webhooks[0].ClientConfig.Service.Path == nil {
-		return nil, fmt.Errorf("config/webhook/manifests.yaml: want one webhook with a service path")
+	for _, w := range hook.Webhooks {
+		if w.ClientConfig.Service == nil || w.ClientConfig.Service.Path == nil {
+			return nil, fmt.Errorf("config/webhook/manifests.yaml: webhook %s has no service path", w.Name)
+		}
 	}
 	return &hook, nil
 }

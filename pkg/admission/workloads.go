@@ -1,0 +1,105 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+)
+
+// WorkloadsPath is where the workload webhook is served.
+const WorkloadsPath = "/mutate-workloads"
+
+// workloadKinds are the kinds whose pod templates are checked, by API group.
+var workloadKinds = map[string]map[string]bool{
+	"apps":  {"Deployment": true, "StatefulSet": true, "DaemonSet": true, "ReplicaSet": true},
+	"batch": {"Job": true, "CronJob": true},
+}
+
+// WorkloadHandler admits Deployments, StatefulSets, DaemonSets, ReplicaSets,
+// Jobs and CronJobs whose pod template asks for a token. It validates the
+// template with the pod rules, so a bad annotation fails at apply time rather
+// than as FailedCreate events later, and ensures the ServiceAccount and its
+// RBAC before the controller creates pods: kube-apiserver rejects a pod
+// naming a ServiceAccount that does not exist yet. It never patches the
+// workload, so GitOps tools see no drift; pods are mutated when created.
+type WorkloadHandler struct {
+	*PodHandler
+}
+
+// workload is the part of a workload the handler reads.
+type workload struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Template    *corev1.PodTemplateSpec `json:"template"`
+		JobTemplate *struct {
+			Spec struct {
+				Template *corev1.PodTemplateSpec `json:"template"`
+			} `json:"spec"`
+		} `json:"jobTemplate"`
+	} `json:"spec"`
+}
+
+// DeepCopyObject makes workload a runtime.Object, so that an Event can be
+// about it; its apiVersion and kind come from the request body.
+func (w *workload) DeepCopyObject() runtime.Object {
+	c := *w
+	return &c
+}
+
+func (w *workload) template() *corev1.PodTemplateSpec {
+	if w.Spec.JobTemplate != nil {
+		return w.Spec.JobTemplate.Spec.Template
+	}
+	return w.Spec.Template
+}
+
+// Handle implements admission.Handler.
+func (h *WorkloadHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	var w workload
+	tmpl := &corev1.PodTemplateSpec{}
+	v := h.admitWorkload(ctx, req, &w, &tmpl)
+	h.record(ctx, req, v, subject{kind: req.Kind.Kind, resource: resourceWorkload, meta: &tmpl.ObjectMeta, spec: &tmpl.Spec, object: &w, name: w.Name}, start)
+	return v.resp
+}
+
+func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Request, w *workload, tmpl **corev1.PodTemplateSpec) verdict {
+	if (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) || !workloadKinds[req.Kind.Group][req.Kind.Kind] || req.SubResource != "" {
+		return skip(reasonNotHandled, "only workload creation and update are handled")
+	}
+	if err := json.Unmarshal(req.Object.Raw, w); err != nil {
+		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the %s: %w", req.Kind.Kind, err))
+	}
+	if w.template() == nil {
+		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("the %s has no pod template", req.Kind.Kind))
+	}
+	*tmpl = w.template()
+	if v, done := h.screen(ctx, req, &(*tmpl).ObjectMeta); done {
+		return v
+	}
+	if v, forged := namespaceMismatch(req, &w.ObjectMeta); forged {
+		return v
+	}
+	// The pod the controller will create from this template, as the pod
+	// webhook will see it: same validation, same conflicts, same messages.
+	pod := &corev1.Pod{ObjectMeta: (*tmpl).ObjectMeta, Spec: (*tmpl).Spec}
+	res, err := mutate.Mutate(pod, h.Config)
+	if err != nil {
+		return deny(reasonInvalid, err.Error())
+	}
+	if v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount); failed {
+		return v
+	}
+	return verdict{resp: admission.Allowed("").WithWarnings(res.Warnings...), outcome: outcomeUnchanged, reason: reasonEnsured}
+}
