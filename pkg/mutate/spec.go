@@ -196,17 +196,23 @@ func parseServiceAccount(annotations map[string]string, podSpec *corev1.PodSpec)
 			return "", false, fmt.Sprintf("%s not set and the pod runs as %q: the token volume is injected, but no Role or RoleBinding is ensured "+
 				"(self-minting rights for %q would reach every pod of the namespace)", field, DefaultServiceAccount, DefaultServiceAccount), nil
 		}
+		// The pod's own account gets a Role and RoleBinding too, so its name
+		// must make valid object names as much as the annotation's does.
+		specField := "spec.serviceAccountName"
+		if podSpec.ServiceAccountName == "" {
+			specField = "spec.serviceAccount"
+		}
+		if err := checkAccountName(specField, current); err != nil {
+			return "", false, "", err
+		}
 		return current, false, "", nil
 	}
-	switch {
-	case name == DefaultServiceAccount:
+	if name == DefaultServiceAccount {
 		return "", false, "", invalid(field, name, "a dedicated ServiceAccount name, not %q (its token rights would reach every pod of the namespace); "+
 			"remove the annotation to inject the volume without RBAC", DefaultServiceAccount)
-	case len(name) > MaxServiceAccountName:
-		return "", false, "", invalid(field, name, "a ServiceAccount name of at most %d characters, so that %s%s is a valid name",
-			MaxServiceAccountName, "<name>", RBACNameSuffix)
-	case len(validation.IsDNS1123Subdomain(name)) > 0:
-		return "", false, "", invalid(field, name, "a ServiceAccount name: lower case letters, digits, '-' and '.', starting and ending with a letter or digit")
+	}
+	if err := checkAccountName(field, name); err != nil {
+		return "", false, "", err
 	}
 	for _, f := range []struct{ path, value string }{
 		{"spec.serviceAccountName", podSpec.ServiceAccountName},
@@ -217,6 +223,19 @@ func parseServiceAccount(annotations map[string]string, podSpec *corev1.PodSpec)
 		}
 	}
 	return name, true, "", nil
+}
+
+// checkAccountName refuses a ServiceAccount name that is not a valid object
+// name, or too long for <name>-create-token to be one.
+func checkAccountName(field, name string) error {
+	switch {
+	case len(name) > MaxServiceAccountName:
+		return invalid(field, name, "a ServiceAccount name of at most %d characters, so that %s%s is a valid name",
+			MaxServiceAccountName, "<name>", RBACNameSuffix)
+	case len(validation.IsDNS1123Subdomain(name)) > 0:
+		return invalid(field, name, "a ServiceAccount name: lower case letters, digits, '-' and '.', starting and ending with a letter or digit")
+	}
+	return nil
 }
 
 func parseMountPath(annotations map[string]string) (string, error) {
@@ -240,6 +259,12 @@ func parseMountPath(annotations map[string]string) (string, error) {
 func parseContainers(annotations map[string]string, podSpec *corev1.PodSpec) ([]string, error) {
 	const field = AnnotationContainers
 	all := containerNames(podSpec)
+	if len(all) == 0 {
+		// kube-apiserver rejects such a pod later anyway; refusing it here
+		// keeps us from ensuring an identity for it, and the patch from
+		// adding to a spec that may not exist.
+		return nil, invalid("spec.containers", "[]", "a pod with at least one container to mount the token volume into")
+	}
 	raw, ok := annotations[field]
 	if !ok {
 		return all, nil
