@@ -1,6 +1,7 @@
 // Command webhook is token-projector's admission webhook.
 //
-//	webhook [serve] [flags]   serve admission requests (the default)
+//	webhook [serve] [flags]             serve admission requests (the default)
+//	webhook inject -f FILE|- [flags]    apply the same mutation to manifests offline
 package main
 
 import (
@@ -23,8 +24,13 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) > 0 && args[0] == "serve" {
-		args = args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "serve":
+			return serve(args[1:])
+		case "inject":
+			return injectCmd(args[1:], os.Stdin, os.Stdout)
+		}
 	}
 	return serve(args)
 }

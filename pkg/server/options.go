@@ -80,18 +80,24 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "Address of the Prometheus metrics endpoint; 0 disables it.")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz; 0 disables them.")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, "Address of the net/http/pprof profiling endpoints; 0 disables them. Loopback only: profiles reveal memory contents.")
-	fs.DurationVar(&o.MaxExpiration, "max-expiration", o.MaxExpiration, "Longest token lifetime a pod may request.")
-	fs.DurationVar(&o.DefaultExpiration, "default-expiration", o.DefaultExpiration, "Token lifetime of pods that do not set "+mutate.AnnotationExpiration+".")
-	fs.Func("allowed-audiences", "Comma-separated globs (path.Match) of the audiences pods may request; empty allows all.", func(s string) error {
-		o.AllowedAudiences = splitList(s)
-		return nil
-	})
+	o.BindPolicyFlags(fs)
 	fs.DurationVar(&o.EnsureTimeout, "ensure-timeout", o.EnsureTimeout, "Deadline for creating a ServiceAccount and its RBAC on admission; keep it below the webhook's timeoutSeconds.")
 	fs.Func("namespaces", "Comma-separated namespaces the webhook may serve (namespaced RBAC scope); empty means all.", func(s string) error {
 		o.Namespaces = splitList(s)
 		return nil
 	})
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown.")
+}
+
+// BindPolicyFlags registers the flags that bound what pods may ask for; the
+// offline inject command shares them, so its output matches the webhook's.
+func (o *Options) BindPolicyFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&o.MaxExpiration, "max-expiration", o.MaxExpiration, "Longest token lifetime a pod may request.")
+	fs.DurationVar(&o.DefaultExpiration, "default-expiration", o.DefaultExpiration, "Token lifetime of pods that do not set "+mutate.AnnotationExpiration+".")
+	fs.Func("allowed-audiences", "Comma-separated globs (path.Match) of the audiences pods may request; empty allows all.", func(s string) error {
+		o.AllowedAudiences = splitList(s)
+		return nil
+	})
 }
 
 // Validate rejects options the webhook cannot start with.
