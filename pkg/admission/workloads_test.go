@@ -1,0 +1,90 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+)
+
+func workloadRequest(t *testing.T, group, kind string, op admissionv1.Operation, obj any) admission.Request {
+	t.Helper()
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID: "uid-w", Namespace: "demo", Operation: op,
+		Kind:   metav1.GroupVersionKind{Group: group, Version: "v1", Kind: kind},
+		Object: runtime.RawExtension{Raw: raw},
+	}}
+}
+
+func podTemplate(annotations map[string]string, sa string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Annotations: annotations},
+		Spec:       corev1.PodSpec{ServiceAccountName: sa, Containers: []corev1.Container{{Name: "app", Image: "nginx"}}},
+	}
+}
+
+func TestWorkloadResponses(t *testing.T) {
+	ok := map[string]string{mutate.AnnotationAudience: "vault"}
+	bad := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationExpiration: "1s"}
+	deploy := func(ann map[string]string, sa string) any {
+		return appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+			ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{Template: podTemplate(ann, sa)}}
+	}
+	cron := batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "nightly"}, Spec: batchv1.CronJobSpec{
+		JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: podTemplate(ok, "cron-sa")}}}}
+	for _, tc := range []struct {
+		name     string
+		req      admission.Request
+		allowed  bool
+		code     int32
+		message  string
+		ensured  string
+	}{
+		{name: "template names a new account", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, deploy(ok, "web-sa")),
+			allowed: true, code: http.StatusOK, ensured: "demo/web-sa"},
+		{name: "update ensures too", req: workloadRequest(t, "apps", "Deployment", admissionv1.Update, deploy(ok, "web-sa")),
+			allowed: true, code: http.StatusOK, ensured: "demo/web-sa"},
+		{name: "cronjob template", req: workloadRequest(t, "batch", "CronJob", admissionv1.Create, cron),
+			allowed: true, code: http.StatusOK, ensured: "demo/cron-sa"},
+		{name: "invalid template denied like a pod", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, deploy(bad, "")),
+			code: http.StatusForbidden, message: `token-projector.io/expiration: "1s" is not accepted`},
+		{name: "no audience skipped", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, deploy(nil, "web-sa")),
+			allowed: true, code: http.StatusOK},
+		{name: "other kinds skipped", req: workloadRequest(t, "", "Service", admissionv1.Create, deploy(ok, "web-sa")),
+			allowed: true, code: http.StatusOK},
+		{name: "no template", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, map[string]any{"spec": map[string]any{}}),
+			code: http.StatusBadRequest, message: "no pod template"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ens := &stubEnsurer{}
+			resp := (&WorkloadHandler{PodHandler: newHandler(ens)}).Handle(context.Background(), tc.req)
+			if err := resp.Complete(tc.req); err != nil {
+				t.Fatal(err)
+			}
+			if resp.Allowed != tc.allowed || resp.Result.Code != tc.code || !strings.Contains(resp.Result.Message, tc.message) {
+				t.Fatalf("allowed=%v code=%d %q, want allowed=%v code=%d %q", resp.Allowed, resp.Result.Code, resp.Result.Message, tc.allowed, tc.code, tc.message)
+			}
+			if len(resp.Patches) != 0 || len(resp.Patch) != 0 {
+				t.Errorf("a workload was patched: %v", resp.Patches)
+			}
+			if got := strings.Join(ens.calls, ","); got != tc.ensured {
+				t.Errorf("ensured %q, want %q", got, tc.ensured)
+			}
+		})
+	}
+}
