@@ -48,12 +48,12 @@ func TestWorkloadResponses(t *testing.T) {
 	cron := batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "nightly"}, Spec: batchv1.CronJobSpec{
 		JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: podTemplate(ok, "cron-sa")}}}}
 	for _, tc := range []struct {
-		name     string
-		req      admission.Request
-		allowed  bool
-		code     int32
-		message  string
-		ensured  string
+		name    string
+		req     admission.Request
+		allowed bool
+		code    int32
+		message string
+		ensured string
 	}{
 		{name: "template names a new account", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, deploy(ok, "web-sa")),
 			allowed: true, code: http.StatusOK, ensured: "demo/web-sa"},
