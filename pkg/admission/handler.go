@@ -6,7 +6,6 @@ package admission
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
@@ -60,9 +60,11 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
 		return skip(reasonNotHandled, "only pod creation is handled")
 	}
-	// encoding/json rather than the universal deserializer: the request says
-	// what the object is, and scanning it again costs a tenth of our CPU.
-	if err := json.Unmarshal(req.Object.Raw, pod); err != nil {
+	// Plain JSON rather than the universal deserializer: the request says
+	// what the object is, and scanning it again costs a tenth of our CPU. Case
+	// sensitive, as kube-apiserver decodes: encoding/json would read "Spec" as
+	// spec, and the patch would then add to a "/spec" the object does not have.
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
 	if v, done := h.screen(ctx, req, &pod.ObjectMeta); done {

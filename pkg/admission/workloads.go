@@ -2,7 +2,6 @@ package admission
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -12,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 )
@@ -78,7 +78,8 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Reque
 	if (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) || !workloadKinds[req.Kind.Group][req.Kind.Kind] || req.SubResource != "" {
 		return skip(reasonNotHandled, "only workload creation and update are handled")
 	}
-	if err := json.Unmarshal(req.Object.Raw, w); err != nil {
+	// Case sensitive, as kube-apiserver decodes (see admitPod).
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, w); err != nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the %s: %w", req.Kind.Kind, err))
 	}
 	if w.template() == nil {

@@ -1,0 +1,139 @@
+package admission_test
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzAdmissionReview from pkg/mutate's golden pods and the hostile reviews below")
+
+const seedDir = "testdata/fuzz/FuzzAdmissionReview"
+
+// TestSeedCorpus checks that the seed corpus holds every golden pod of
+// pkg/mutate and every hostile review below, so that the seeds (which go test
+// also runs as plain test cases) cannot silently fall behind; -update-seeds
+// rewrites them.
+func TestSeedCorpus(t *testing.T) {
+	seeds := seedReviews(t)
+	if *updateSeeds {
+		if err := os.RemoveAll(seedDir); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(seedDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, body := range seeds {
+		file := filepath.Join(seedDir, name)
+		want := "go test fuzz v1\n[]byte(" + strconv.Quote(string(body)) + ")\n"
+		if *updateSeeds {
+			if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(file)
+		if err != nil || string(got) != want {
+			t.Errorf("seed %s is missing or stale (run go test ./pkg/admission -run TestSeedCorpus -update-seeds): %v", file, err)
+		}
+	}
+}
+
+// seedReviews are AdmissionReview bodies: every golden pod as a CREATE in
+// the opted-in namespace, then reviews that are forged, malformed or
+// unusual in the ways kube-apiserver never sends but an attacker might.
+func seedReviews(t *testing.T) map[string][]byte {
+	t.Helper()
+	seeds := map[string][]byte{}
+	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
+	if len(ins) == 0 {
+		t.Fatal("no golden pods found")
+	}
+	var classic string
+	for _, in := range ins {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod, err := yaml.YAMLToJSON(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Base(filepath.Dir(in))
+		seeds["golden-"+name] = reviewBody("v1", "uid-"+name, fuzzOptedIn, "CREATE", `{"group":"","version":"v1","kind":"Pod"}`, string(pod), "")
+		if name == "classic" {
+			classic = string(pod)
+		}
+	}
+	const podKind = `{"group":"","version":"v1","kind":"Pod"}`
+	annotated := func(extra string) string {
+		return `{"metadata":{"generateName":"web-","annotations":{"token-projector.io/audience":"vault","token-projector.io/service-account":"nginx"` + extra +
+			`}},"spec":{"containers":[{"name":"app","image":"nginx"}]}}`
+	}
+	for name, body := range map[string][]byte{
+		"forged-namespace-mismatch": reviewBody("v1", "u1", fuzzOptedIn, "CREATE", podKind, strings.Replace(classic, `"namespace":"demo"`, `"namespace":"other"`, 1), ""),
+		"forged-not-opted-in":       reviewBody("v1", "u2", fuzzNotOpted, "CREATE", podKind, classic, ""),
+		"forged-unknown-namespace":  reviewBody("v1", "u3", "nowhere", "CREATE", podKind, annotated(""), ""),
+		"no-request-namespace":      reviewBody("v1", "u4", "", "CREATE", podKind, annotated(""), ""),
+		"update":                    reviewBody("v1", "u5", fuzzOptedIn, "UPDATE", podKind, annotated(""), ""),
+		"delete":                    reviewBody("v1", "u6", fuzzOptedIn, "DELETE", podKind, "null", ""),
+		"other-kind":                reviewBody("v1", "u7", fuzzOptedIn, "CREATE", `{"group":"apps","version":"v1","kind":"Deployment"}`, annotated(""), ""),
+		"subresource":               reviewBody("v1", "u8", fuzzOptedIn, "CREATE", podKind, annotated(""), "status"),
+		"dry-run":                   []byte(strings.Replace(string(reviewBody("v1", "u9", fuzzOptedIn, "CREATE", podKind, annotated(""), "")), `"operation"`, `"dryRun":true,"operation"`, 1)),
+		"v1beta1":                   reviewBody("v1beta1", "u10", fuzzOptedIn, "CREATE", podKind, annotated(""), ""),
+		"object-null":               reviewBody("v1", "u11", fuzzOptedIn, "CREATE", podKind, "null", ""),
+		"object-string":             reviewBody("v1", "u12", fuzzOptedIn, "CREATE", podKind, `"pod"`, ""),
+		"object-array":              reviewBody("v1", "u13", fuzzOptedIn, "CREATE", podKind, `[1,2]`, ""),
+		"no-spec":                   reviewBody("v1", "u14", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}}}`, ""),
+		"capitalised-spec":          reviewBody("v1", "u15", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"Spec":{"containers":[{"name":"app"}]}}`, ""),
+		"duplicate-spec":            reviewBody("v1", "u16", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"spec":{"containers":[{"name":"a"}]},"spec":{"containers":[{"name":"b","volumeMounts":null}],"volumes":null}}`, ""),
+		"nulls": reviewBody("v1", "u17", fuzzOptedIn, "CREATE", podKind,
+			`{"metadata":{"labels":null,"annotations":{"token-projector.io/audience":"vault,sts.example.com"}},"spec":{"volumes":null,"initContainers":null,"containers":[{"name":"app","volumeMounts":null}]}}`, ""),
+		"own-volume-other-source": reviewBody("v1", "u18", fuzzOptedIn, "CREATE", podKind,
+			`{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"spec":{"volumes":[{"name":"token-projector","emptyDir":{}}],"containers":[{"name":"app"}]}}`, ""),
+		"hostile-values":  reviewBody("v1", "u19", fuzzOptedIn, "CREATE", podKind, annotated(`,"token-projector.io/expiration":"9999999999999999999","token-projector.io/mount-path":"../x"`), ""),
+		"opted-out":       reviewBody("v1", "u20", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"labels":{"token-projector.io/inject":"disabled"},"annotations":{"token-projector.io/audience":"vault"}},"spec":{"containers":[{"name":"app"}]}}`, ""),
+		"unknown-fields":  reviewBody("v1", "u21", fuzzOptedIn, "CREATE", podKind, `{"future":1,"metadata":{"annotations":{"token-projector.io/audience":"vault"},"x":[]},"spec":{"y":{},"containers":[{"name":"app","z":true}]}}`, ""),
+		"body-empty":      nil,
+		"body-truncated":  []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x"`),
+		"body-null":       []byte(`null`),
+		"body-no-request": []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`),
+		"body-other-kind": []byte(`{"apiVersion":"v1","kind":"Pod"}`),
+	} {
+		seeds[name] = body
+	}
+	return seeds
+}
+
+func reviewBody(version, uid, namespace, op, kind, object, subResource string) []byte {
+	req := map[string]json.RawMessage{
+		"uid":       quoteJSON(uid),
+		"kind":      json.RawMessage(kind),
+		"resource":  json.RawMessage(`{"group":"","version":"v1","resource":"pods"}`),
+		"namespace": quoteJSON(namespace),
+		"operation": quoteJSON(op),
+		"userInfo":  json.RawMessage(`{"username":"admin"}`),
+		"object":    json.RawMessage(object),
+	}
+	if subResource != "" {
+		req["subResource"] = quoteJSON(subResource)
+	}
+	b, err := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/" + version, "kind": "AdmissionReview", "request": req})
+	if err != nil {
+		panic(fmt.Sprintf("seed %s: %v", uid, err))
+	}
+	return b
+}
+
+func quoteJSON(s string) json.RawMessage {
+	b, _ := json.Marshal(s)
+	return b
+}
