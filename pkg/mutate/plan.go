@@ -133,7 +133,7 @@ func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 		if pod.Spec.ServiceAccountName != runsAs {
 			c.ServiceAccountName = runsAs
 		}
-		if pod.Spec.DeprecatedServiceAccount != runsAs { //nolint:staticcheck // kube-apiserver keeps both in step
+		if pod.Spec.DeprecatedServiceAccount != runsAs {
 			c.DeprecatedServiceAccount = runsAs
 		}
 	}
@@ -177,7 +177,7 @@ func (c *Changes) Apply(pod *corev1.Pod) {
 		pod.Spec.ServiceAccountName = c.ServiceAccountName
 	}
 	if c.DeprecatedServiceAccount != "" {
-		pod.Spec.DeprecatedServiceAccount = c.DeprecatedServiceAccount //nolint:staticcheck // kept in step
+		pod.Spec.DeprecatedServiceAccount = c.DeprecatedServiceAccount
 	}
 	if c.Status != "" {
 		if pod.Annotations == nil {

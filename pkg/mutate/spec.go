@@ -184,7 +184,7 @@ func podServiceAccount(podSpec *corev1.PodSpec) string {
 	if podSpec.ServiceAccountName != "" {
 		return podSpec.ServiceAccountName
 	}
-	return podSpec.DeprecatedServiceAccount //nolint:staticcheck // read for compatibility, as kube-apiserver does
+	return podSpec.DeprecatedServiceAccount
 }
 
 func parseServiceAccount(annotations map[string]string, podSpec *corev1.PodSpec) (string, bool, string, error) {
@@ -216,7 +216,7 @@ func parseServiceAccount(annotations map[string]string, podSpec *corev1.PodSpec)
 	}
 	for _, f := range []struct{ path, value string }{
 		{"spec.serviceAccountName", podSpec.ServiceAccountName},
-		{"spec.serviceAccount", podSpec.DeprecatedServiceAccount}, //nolint:staticcheck // kept in step by kube-apiserver
+		{"spec.serviceAccount", podSpec.DeprecatedServiceAccount},
 	} {
 		if f.value != "" && f.value != DefaultServiceAccount && f.value != name {
 			return "", false, "", invalid(field, name, "the same name as %s (%q), or no %s", f.path, f.value, f.path)

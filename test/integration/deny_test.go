@@ -52,9 +52,13 @@ func TestDenials(t *testing.T) {
 		message  []string
 		noEnsure string // an account that must not have been created
 	}{
-		{name: "malformed expiry", pod: func() *corev1.Pod { return pod(ns, "", withSA("d1", map[string]string{mutate.AnnotationExpiration: "2h30x"})) },
+		{name: "malformed expiry", pod: func() *corev1.Pod {
+			return pod(ns, "", withSA("d1", map[string]string{mutate.AnnotationExpiration: "2h30x"}))
+		},
 			message: []string{mutate.AnnotationExpiration, `"2h30x"`, "from 10m to 24h"}, noEnsure: "d1"},
-		{name: "expiry out of range", pod: func() *corev1.Pod { return pod(ns, "", withSA("d2", map[string]string{mutate.AnnotationExpiration: "599"})) },
+		{name: "expiry out of range", pod: func() *corev1.Pod {
+			return pod(ns, "", withSA("d2", map[string]string{mutate.AnnotationExpiration: "599"}))
+		},
 			message: []string{mutate.AnnotationExpiration, `"599"`, "from 10m to 24h"}, noEnsure: "d2"},
 		{name: "empty audience", pod: func() *corev1.Pod {
 			return pod(ns, "", map[string]string{mutate.AnnotationAudience: "", mutate.AnnotationServiceAccount: "d3"})

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/test/testenv"
@@ -33,7 +33,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
-	defer env.Stop()
+	defer func() { _ = env.Stop() }()
 	opts, err := env.ServerOptions()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
@@ -44,7 +44,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
-	defer hook.Stop()
+	defer func() {
+		if err := hook.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: stopping the webhook:", err)
+		}
+	}()
 	return m.Run()
 }
 

@@ -26,7 +26,7 @@ func StartWebhook(ctx context.Context, o server.Options, deadline time.Duration)
 	w := &Webhook{Options: o, cancel: cancel, done: make(chan error, 1)}
 	go func() { w.done <- server.Run(ctx, o) }()
 	if err := WaitReady(ctx, "http://"+o.HealthProbeBindAddress+"/readyz", deadline, w.done); err != nil {
-		w.Stop()
+		_ = w.Stop() // the readiness error is the one worth reporting
 		return nil, err
 	}
 	return w, nil
@@ -51,7 +51,7 @@ func WaitReady(ctx context.Context, url string, deadline time.Duration, exited <
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, deadline, true, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-exited:
-			return false, fmt.Errorf("webhook exited before it was ready: %v", err)
+			return false, fmt.Errorf("webhook exited before it was ready: %w", err)
 		default:
 		}
 		resp, err := hc.Get(url)
@@ -64,7 +64,7 @@ func WaitReady(ctx context.Context, url string, deadline time.Duration, exited <
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	if err != nil {
-		return fmt.Errorf("webhook not ready: %w (last: %v)", err, last)
+		return fmt.Errorf("webhook not ready: %w (last: %w)", err, last)
 	}
 	return nil
 }
