@@ -15,6 +15,7 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
@@ -162,8 +163,9 @@ func injectTemplate(tmpl map[string]any, cfg mutate.Config) (bool, string, error
 	if err != nil {
 		return false, "", err
 	}
+	// Case-sensitive, as kube-apiserver decodes: a "Spec" key is not spec.
 	var pod corev1.Pod
-	if err := json.Unmarshal(raw, &pod); err != nil {
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &pod); err != nil {
 		return false, "", err
 	}
 	if !mutate.Triggered(pod.Annotations) || pod.Labels[mutate.LabelInject] == mutate.InjectDisabled {
