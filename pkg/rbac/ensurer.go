@@ -86,14 +86,8 @@ func (e *Ensurer) Ensure(ctx context.Context, namespace, serviceAccount string, 
 func (e *Ensurer) ensure(ctx context.Context, namespace, serviceAccount string) ([]Created, error) {
 	var created []Created
 	for _, step := range e.steps(namespace, serviceAccount) {
-		ok, err := step.inCache(ctx)
-		if err != nil {
-			return created, err
-		}
-		if ok {
-			continue
-		}
-		obj, err := e.create(ctx, step)
+		obj, result, err := e.ensureOne(ctx, step)
+		ensures.WithLabelValues(step.kind, result).Inc()
 		if err != nil {
 			return created, err
 		}
@@ -102,6 +96,33 @@ func (e *Ensurer) ensure(ctx context.Context, namespace, serviceAccount string) 
 		}
 	}
 	return created, nil
+}
+
+// ensureOne ensures one object and says how: cached, created, existing (a
+// create met an acceptable object), conflict or error.
+func (e *Ensurer) ensureOne(ctx context.Context, s step) (client.Object, string, error) {
+	ok, err := s.inCache(ctx)
+	switch {
+	case err != nil:
+		return nil, resultOf(err), err
+	case ok:
+		return nil, "cached", nil
+	}
+	obj, err := e.create(ctx, s)
+	switch {
+	case err != nil:
+		return nil, resultOf(err), err
+	case obj == nil:
+		return nil, "existing", nil
+	}
+	return obj, "created", nil
+}
+
+func resultOf(err error) string {
+	if IsConflict(err) {
+		return "conflict"
+	}
+	return "error"
 }
 
 func (e *Ensurer) check(ctx context.Context, namespace, serviceAccount string) error {

@@ -15,6 +15,10 @@ var (
 		Name: "token_projector_api_reads_total",
 		Help: "Live reads made to the API server (only after a create met AlreadyExists), by object kind.",
 	}, []string{"kind"})
+	ensures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "token_projector_ensure_total",
+		Help: "Objects ensured on admission, by kind and result (cached, created, existing, conflict, error).",
+	}, []string{"kind", "result"})
 	cacheMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_projector_cache_misses_total",
 		Help: "Ensure lookups that did not find the object in the informer cache, by object kind.",
@@ -22,5 +26,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(apiWrites, apiReads, cacheMisses)
+	metrics.Registry.MustRegister(apiWrites, apiReads, ensures, cacheMisses)
 }

@@ -1,14 +1,16 @@
 package integration
 
 import (
+	"context"
 	"testing"
 
+	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
-// writes is the webhook's own count of objects it created, read from its
-// metrics registry (the webhook runs in this process).
-func writes(t *testing.T) float64 {
+// counter sums the webhook's own counter name over the series whose labels
+// include every pair in match, read from its registry (it runs in-process).
+func counter(t *testing.T, name string, match map[string]string) float64 {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
@@ -16,16 +18,67 @@ func writes(t *testing.T) float64 {
 	}
 	total := 0.0
 	for _, f := range families {
-		if f.GetName() != "token_projector_api_writes_total" {
+		if f.GetName() != name {
 			continue
 		}
 		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "result" && l.GetValue() == "created" {
-					total += m.GetCounter().GetValue()
-				}
+			if labelsMatch(m, match) {
+				total += m.GetCounter().GetValue()
 			}
 		}
 	}
 	return total
+}
+
+func labelsMatch(m *dto.Metric, match map[string]string) bool {
+	found := 0
+	for _, l := range m.GetLabel() {
+		if v, ok := match[l.GetName()]; ok {
+			if v != l.GetValue() {
+				return false
+			}
+			found++
+		}
+	}
+	return found == len(match)
+}
+
+// writes is the number of objects the webhook created.
+func writes(t *testing.T) float64 {
+	return counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"})
+}
+
+// TestWarmPathMakesNoAPICalls admits a second pod for an account whose
+// objects exist: the webhook answers from its caches, with no API call.
+func TestWarmPathMakesNoAPICalls(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, true)
+	if err := env.Admin.Create(ctx, pod(ns, "cold", classic("warm"))); err != nil {
+		t.Fatal(err)
+	}
+	apiCalls := func() float64 {
+		return counter(t, "token_projector_api_writes_total", nil) + counter(t, "token_projector_api_reads_total", nil)
+	}
+	cached := func() float64 {
+		return counter(t, "token_projector_ensure_total", map[string]string{"result": "cached"})
+	}
+	admitted := func(outcome string) float64 {
+		return counter(t, "token_projector_admissions_total", map[string]string{"resource": "pod", "outcome": outcome})
+	}
+	calls, hits, mutated, unchanged := apiCalls(), cached(), admitted("mutated"), admitted("unchanged")
+	if err := env.Admin.Create(ctx, pod(ns, "warm", classic("warm"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := apiCalls() - calls; got != 0 {
+		t.Errorf("warm admission made %v API calls, want 0", got)
+	}
+	if got := admitted("mutated") - mutated; got != 1 {
+		t.Errorf("mutated admissions counted: %v, want 1", got)
+	}
+	// kube-apiserver may call the webhook again on its own output
+	// (reinvocationPolicy IfNeeded); each call finds all three objects cached.
+	calledTimes := admitted("mutated") - mutated + admitted("unchanged") - unchanged
+	if got := cached() - hits; got != 3*calledTimes {
+		t.Errorf("%v webhook calls found %v objects in cache, want %v", calledTimes, got, 3*calledTimes)
+	}
 }
