@@ -51,6 +51,19 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful shutdown: in-flight admissions
 	// finish, new connections are refused.
 	ShutdownTimeout time.Duration
+	// GCTTL, when positive, deletes managed ServiceAccounts, Roles and
+	// RoleBindings that no pod or workload has named for this long (objects
+	// left by pods a later admission step rejected). Zero (the default)
+	// disables it. It needs the token-projector-gc ClusterRole.
+	GCTTL time.Duration
+	// ClientCA, if set, is a PEM bundle: callers of the webhook port must
+	// present a client certificate it signed (kube-apiserver does, once given
+	// one through its admission configuration). Reloaded when it changes.
+	ClientCA string
+	// EnableHTTP2 serves HTTP/2 on the webhook port. Off by default, as in
+	// kubebuilder, so that HTTP/2 stream attacks (CVE-2023-44487) from the
+	// pod network do not apply.
+	EnableHTTP2 bool
 
 	// RestConfig, when set, is used instead of Kubeconfig (tests, embedding).
 	RestConfig *rest.Config `json:"-"`
@@ -87,6 +100,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown.")
+	fs.DurationVar(&o.GCTTL, "gc-ttl", o.GCTTL, "Delete managed ServiceAccounts, Roles and RoleBindings no pod or workload has named for this long; 0 disables. Needs the token-projector-gc ClusterRole.")
+	fs.StringVar(&o.ClientCA, "client-ca", o.ClientCA, "PEM file of the CA that signs the client certificates callers must present (kube-apiserver's); empty accepts any caller. Reloaded when it changes.")
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "Serve HTTP/2 on the webhook port (off: HTTP/1.1 only).")
 }
 
 // BindPolicyFlags registers the flags that bound what pods may ask for; the
@@ -110,6 +126,9 @@ func (o *Options) Validate() error {
 	}
 	if o.EnsureTimeout <= 0 {
 		return fmt.Errorf("ensure timeout must be positive, got %s", o.EnsureTimeout)
+	}
+	if o.GCTTL < 0 {
+		return fmt.Errorf("gc ttl must not be negative, got %s", o.GCTTL)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 
 	tpadmission "github.com/token-projector/token-projector/pkg/admission"
 	"github.com/token-projector/token-projector/pkg/rbac"
+	"github.com/token-projector/token-projector/pkg/reconcile"
 )
 
 const (
@@ -58,6 +60,10 @@ func NewManager(o Options) (ctrl.Manager, error) {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
 	}
+	tlsOpts, err := tlsOptions(o)
+	if err != nil {
+		return nil, err
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
 		Cache:                   cacheOptions(o),
@@ -66,7 +72,7 @@ func NewManager(o Options) (ctrl.Manager, error) {
 		PprofBindAddress:        o.PprofBindAddress,
 		GracefulShutdownTimeout: &o.ShutdownTimeout,
 		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir,
+			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir, TLSOpts: tlsOpts,
 		}),
 	})
 	if err != nil {
@@ -74,18 +80,23 @@ func NewManager(o Options) (ctrl.Manager, error) {
 	}
 	// Declare every informer the handler reads now, so that they start with
 	// the manager and /readyz can wait for them to sync.
-	for _, obj := range cachedObjects() {
+	for _, obj := range append(cachedObjects(), reconcile.CachedObjects(o.GCTTL > 0)...) {
 		if _, err := mgr.GetCache().GetInformer(context.Background(), obj); err != nil {
 			return nil, fmt.Errorf("declaring informer for %T: %w", obj, err)
 		}
 	}
 
+	ensurer := &rbac.Ensurer{
+		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), CacheWait: cacheWait,
+	}
+	touching, err := setupReconciler(mgr, o, ensurer)
+	if err != nil {
+		return nil, err
+	}
 	handler := &tpadmission.PodHandler{
-		Config:     o.MutateConfig(),
-		Namespaces: mgr.GetCache(),
-		Ensurer: &rbac.Ensurer{
-			Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), CacheWait: cacheWait,
-		},
+		Config:        o.MutateConfig(),
+		Namespaces:    mgr.GetCache(),
+		Ensurer:       touching,
 		EnsureTimeout: o.EnsureTimeout,
 		Recorder:      mgr.GetEventRecorder(eventSource),
 	}
@@ -144,6 +155,8 @@ func cacheOptions(o Options) cache.Options {
 			&rbacv1.RoleBinding{}: {Label: managed},
 		},
 	}
+	// The reconciler's pods and workloads, cut down to what it reads.
+	maps.Copy(opts.ByObject, reconcile.CacheByObject(o.GCTTL > 0))
 	if len(o.Namespaces) > 0 {
 		opts.DefaultNamespaces = make(map[string]cache.Config, len(o.Namespaces))
 		for _, ns := range o.Namespaces {
