@@ -4,6 +4,16 @@
 LOCALBIN ?= $(shell pwd)/bin
 GOLANGCI_LINT_VERSION ?= v2.15.0
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+HELM_VERSION ?= v3.22.0
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+# Stamped like helm's own release build (its Makefile derives them from the
+# client-go it requires, v0.37 for v3.22.0): unstamped, `helm template` and
+# `helm lint` assume Kubernetes v1.20, below the chart's kubeVersion.
+HELM_KUBE_MINOR ?= 37
+HELM_LDFLAGS ?= $(foreach p,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(p).k8sVersionMajor=1 -X helm.sh/helm/v3/$(p).k8sVersionMinor=$(HELM_KUBE_MINOR))
+
+# The Helm chart; its files/ are copies of config/ made by chart-sync.
+CHART ?= charts/token-projector
 
 # Image for docker-build (no Docker engine runs on the development machines).
 IMG ?= ghcr.io/token-projector/token-projector:dev
@@ -37,8 +47,8 @@ lint: golangci-lint ## Run golangci-lint (installed at a pinned version).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: vet lint controlplane ## Run every test: unit, golden, integration against a real kube-apiserver.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test $(GO_TEST_FLAGS) ./...
+test: vet lint helm-lint controlplane ## Run every test: unit, golden, chart, integration and end to end against a real kube-apiserver.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
 
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver and etcd for the tests from pinned modules (cached in bin/k8s).
@@ -54,6 +64,27 @@ build: ## Build the webhook binary into bin/webhook.
 run: controlplane ## Run the webhook against a local kube-apiserver with an opted-in demo namespace.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/devenv
 
+##@ Install
+
+.PHONY: chart-sync
+chart-sync: ## Copy config/rbac/role.yaml and config/webhook/manifests.yaml into the chart (test/install fails until they match).
+	cp config/rbac/role.yaml $(CHART)/files/rbac.yaml
+	cp config/webhook/manifests.yaml $(CHART)/files/webhook.yaml
+
+.PHONY: helm-lint
+helm-lint: helm ## Lint the chart (--strict) and render it with its defaults.
+	$(HELM) lint --strict $(CHART)
+	$(HELM) lint --strict $(CHART) --set rbac.scope=namespaces --set 'rbac.namespaces={team-a,team-b}'
+	$(HELM) template token-projector $(CHART) --namespace token-projector-system > /dev/null
+
+.PHONY: helm-package
+helm-package: helm ## Package the chart into bin/.
+	$(HELM) package $(CHART) --destination $(LOCALBIN)
+
+.PHONY: docker-build
+docker-build: ## Build the webhook image (needs a Docker engine; none runs on the development machines).
+	docker build -t $(IMG) .
+
 ##@ Tools
 
 $(LOCALBIN):
@@ -64,3 +95,13 @@ golangci-lint: $(GOLANGCI_LINT) ## Install golangci-lint.
 $(GOLANGCI_LINT): | $(LOCALBIN)
 	GOBIN=$(LOCALBIN)/tmp-golangci go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 	mv $(LOCALBIN)/tmp-golangci/golangci-lint $(GOLANGCI_LINT) && rmdir $(LOCALBIN)/tmp-golangci
+
+.PHONY: helm
+helm: $(HELM) ## Install helm.
+# A private GOBIN per run: test packages may install it concurrently.
+$(HELM): | $(LOCALBIN)
+	tmp=$$(mktemp -d $(LOCALBIN)/tmp-helm.XXXXXX) && GOBIN=$$tmp go install -ldflags '$(HELM_LDFLAGS)' helm.sh/helm/v3/cmd/helm@$(HELM_VERSION) && mv $$tmp/helm $(HELM) && rmdir $$tmp
+
+.PHONY: helm-path
+helm-path: $(HELM) ## Install helm and print its path (the tests call this when HELM is not set).
+	@echo $(HELM)

@@ -47,6 +47,15 @@ type Options struct {
 	// SkipRBACBinding leaves the webhook's user without bindings, so that a
 	// test can bind it its own way (the namespaced scope).
 	SkipRBACBinding bool
+	// SkipRBAC installs none of config/rbac (roles nor bindings), for tests
+	// that install the RBAC rendered by the Helm chart instead.
+	SkipRBAC bool
+	// SkipWebhookConfiguration installs no webhook configuration, for tests
+	// that install the one rendered by the Helm chart.
+	SkipWebhookConfiguration bool
+	// CRDDirectoryPaths are directories or files of CustomResourceDefinitions
+	// to install before Start returns (cert-manager's, for instance).
+	CRDDirectoryPaths []string
 }
 
 // Env is a running control plane.
@@ -79,9 +88,16 @@ func Start(opts Options) (_ *Env, err error) {
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			LocalServingHost:  "127.0.0.1",
+			LocalServingHost: "127.0.0.1",
 			MutatingWebhooks: []*admissionregistrationv1.MutatingWebhookConfiguration{hook},
 		},
+		CRDInstallOptions: envtest.CRDInstallOptions{
+			Paths:              opts.CRDDirectoryPaths,
+			ErrorIfPathMissing: true,
+		},
+	}
+	if opts.SkipWebhookConfiguration {
+		env.WebhookInstallOptions.MutatingWebhooks = nil
 	}
 	// envtest disables this plugin by default; it is the constraint that
 	// shapes this product (a pod may not name a missing ServiceAccount), so
@@ -123,6 +139,9 @@ func Start(opts Options) (_ *Env, err error) {
 	ctx := context.Background()
 	if err := e.CreateNamespace(ctx, ReleaseNamespace, nil); err != nil {
 		return nil, err
+	}
+	if opts.SkipRBAC {
+		return e, nil
 	}
 	if err := e.ApplyFile(ctx, filepath.Join(root, "config/rbac/role.yaml")); err != nil {
 		return nil, err
@@ -263,6 +282,5 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
-
 
 func ptr[T any](v T) *T { return &v }

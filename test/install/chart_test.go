@@ -1,0 +1,681 @@
+package install
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/token-projector/token-projector/pkg/admission"
+	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/server"
+	"github.com/token-projector/token-projector/test/render"
+)
+
+const ns = render.Namespace
+
+func chart(t *testing.T, args ...string) []*unstructured.Unstructured {
+	t.Helper()
+	objs, err := render.Chart(root, ns, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// namespaced renders the chart in the namespaced RBAC scope.
+func namespaced(t *testing.T, args ...string) []*unstructured.Unstructured {
+	return chart(t, append([]string{"--set", "rbac.scope=namespaces", "--set", "rbac.namespaces={team-a,team-b}"}, args...)...)
+}
+
+// into converts the rendered object of that kind and name into typed.
+func into(t *testing.T, objs []*unstructured.Unstructured, kind, name string, typed runtime.Object) {
+	t.Helper()
+	o := render.Find(objs, kind, name)
+	if o == nil {
+		t.Fatalf("no %s %s among %v", kind, name, render.Keys(objs))
+	}
+	if err := render.Into(o, typed); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func webhookConfig(t *testing.T, objs []*unstructured.Unstructured) *admissionregistrationv1.MutatingWebhookConfiguration {
+	t.Helper()
+	var c admissionregistrationv1.MutatingWebhookConfiguration
+	into(t, objs, "MutatingWebhookConfiguration", "token-projector", &c)
+	return &c
+}
+
+func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deployment {
+	t.Helper()
+	var d appsv1.Deployment
+	into(t, objs, "Deployment", "token-projector", &d)
+	return &d
+}
+
+// TestChartFilesAreConfig: the chart renders the webhook's RBAC rules and its
+// webhook configuration from config/, not from a copy that can drift.
+func TestChartFilesAreConfig(t *testing.T) {
+	for copyPath, source := range map[string]string{
+		"files/rbac.yaml":    "config/rbac/role.yaml",
+		"files/webhook.yaml": "config/webhook/manifests.yaml",
+	} {
+		got, err := os.ReadFile(filepath.Join(root, render.ChartDir, copyPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := os.ReadFile(filepath.Join(root, source))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s/%s differs from %s: run `make chart-sync` and commit both", render.ChartDir, copyPath, source)
+		}
+	}
+}
+
+// podsWebhook is the webhook of the configuration that serves pods.
+func podsWebhook(t *testing.T, c *admissionregistrationv1.MutatingWebhookConfiguration) admissionregistrationv1.MutatingWebhook {
+	t.Helper()
+	for _, w := range c.Webhooks {
+		if s := w.ClientConfig.Service; s != nil && s.Path != nil && *s.Path == admission.PodsPath {
+			return w
+		}
+	}
+	t.Fatalf("no webhook serves %s", admission.PodsPath)
+	return admissionregistrationv1.MutatingWebhook{}
+}
+
+// TestWebhookConfigurationDefaults checks every field the issue and DESIGN.md
+// fix: who is sent to the webhook, and what happens when it is down.
+func TestWebhookConfigurationDefaults(t *testing.T) {
+	objs := chart(t)
+	c := webhookConfig(t, objs)
+	if got, want := c.Annotations["cert-manager.io/inject-ca-from"], ns+"/token-projector-serving-cert"; got != want {
+		t.Errorf("inject-ca-from = %q, want %q", got, want)
+	}
+	// What the chart decides holds for every webhook of config/webhook.
+	for _, w := range c.Webhooks {
+		if w.ClientConfig.URL != nil || w.ClientConfig.Service == nil {
+			t.Fatalf("%s: clientConfig = %+v, want the chart's Service", w.Name, w.ClientConfig)
+		}
+		svc := w.ClientConfig.Service
+		if svc.Name != "token-projector-webhook" || svc.Namespace != ns || svc.Port == nil || *svc.Port != 443 {
+			t.Errorf("%s: clientConfig.service = %s/%s:%v", w.Name, svc.Namespace, svc.Name, deref(svc.Port))
+		}
+		if len(w.ClientConfig.CABundle) != 0 {
+			t.Errorf("%s: caBundle is rendered; cert-manager's CA injector must be its only source", w.Name)
+		}
+		if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Fail {
+			t.Errorf("%s: failurePolicy = %v, want Fail", w.Name, deref(w.FailurePolicy))
+		}
+		if w.TimeoutSeconds == nil || *w.TimeoutSeconds != 5 {
+			t.Errorf("%s: timeoutSeconds = %v, want 5", w.Name, deref(w.TimeoutSeconds))
+		}
+		if w.SideEffects == nil || *w.SideEffects != admissionregistrationv1.SideEffectClassNoneOnDryRun {
+			t.Errorf("%s: sideEffects = %v, want NoneOnDryRun", w.Name, deref(w.SideEffects))
+		}
+		if !slices.Equal(w.AdmissionReviewVersions, []string{"v1"}) {
+			t.Errorf("%s: admissionReviewVersions = %v", w.Name, w.AdmissionReviewVersions)
+		}
+		assertSelectors(t, w, map[string]bool{
+			"opted-in": true, "not-labelled": false, "opted-in namespace disabled": false,
+			"kube-system": false, "kube-public": false, "kube-node-lease": false, ns: false,
+		})
+	}
+	w := podsWebhook(t, c)
+	wantRules := []admissionregistrationv1.RuleWithOperations{{
+		Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+		Rule: admissionregistrationv1.Rule{
+			APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}, Scope: ptr(admissionregistrationv1.NamespacedScope),
+		},
+	}}
+	if diff := cmp.Diff(wantRules, w.Rules); diff != "" {
+		t.Errorf("rules (-want +got):\n%s", diff)
+	}
+	if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
+		t.Errorf("reinvocationPolicy = %v, want IfNeeded", deref(w.ReinvocationPolicy))
+	}
+	if len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, "'"+mutate.AnnotationAudience+"' in object.metadata.annotations") {
+		t.Errorf("matchConditions = %+v, want one requiring %s", w.MatchConditions, mutate.AnnotationAudience)
+	}
+	assertSelectors(t, w, map[string]bool{
+		"opted-in":                  true,
+		"opted-in pod opted out":    false,
+		"opted-in, other pod label": true,
+	})
+}
+
+// assertSelectors evaluates the webhook's namespace and object selectors on
+// labelled namespaces and pods, as kube-apiserver does before calling it.
+func assertSelectors(t *testing.T, w admissionregistrationv1.MutatingWebhook, want map[string]bool) {
+	t.Helper()
+	// An absent selector selects everything (LabelSelectorAsSelector would
+	// make it select nothing).
+	selector := func(s *metav1.LabelSelector) labels.Selector {
+		if s == nil {
+			return labels.Everything()
+		}
+		sel, err := metav1.LabelSelectorAsSelector(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sel
+	}
+	nsSel, objSel := selector(w.NamespaceSelector), selector(w.ObjectSelector)
+	optedIn := map[string]string{mutate.LabelInject: mutate.InjectEnabled}
+	nsLabels := func(name string, l map[string]string) labels.Set {
+		s := labels.Set{"kubernetes.io/metadata.name": name}
+		for k, v := range l {
+			s[k] = v
+		}
+		return s
+	}
+	cases := map[string]struct {
+		ns  labels.Set
+		pod labels.Set
+	}{
+		"opted-in":                    {nsLabels("apps", optedIn), nil},
+		"not-labelled":                {nsLabels("apps", nil), nil},
+		"opted-in namespace disabled": {nsLabels("apps", map[string]string{mutate.LabelInject: "disabled"}), nil},
+		"opted-in pod opted out":      {nsLabels("apps", optedIn), labels.Set{mutate.LabelInject: mutate.InjectDisabled}},
+		"opted-in, other pod label":   {nsLabels("apps", optedIn), labels.Set{"app": "web"}},
+	}
+	for name := range want {
+		if _, ok := cases[name]; !ok {
+			// A namespace name: opted in by label, and still excluded by name.
+			cases[name] = struct {
+				ns  labels.Set
+				pod labels.Set
+			}{nsLabels(name, optedIn), nil}
+		}
+	}
+	for name, wantCalled := range want {
+		c := cases[name]
+		if got := nsSel.Matches(c.ns) && objSel.Matches(c.pod); got != wantCalled {
+			t.Errorf("%s: webhook called = %v, want %v (namespaceSelector %v, objectSelector %v)", name, got, wantCalled, nsSel, objSel)
+		}
+	}
+}
+
+func TestWebhookConfigurationValues(t *testing.T) {
+	objs := chart(t, "--set", "webhook.failurePolicy=Ignore", "--set", "webhook.timeoutSeconds=10",
+		"--set", "webhook.excludeNamespaces={monitoring}", "--set", "ensureTimeout=8s")
+	for _, w := range webhookConfig(t, objs).Webhooks {
+		if w.FailurePolicy == nil || *w.FailurePolicy != admissionregistrationv1.Ignore {
+			t.Errorf("%s: failurePolicy = %v, want Ignore", w.Name, deref(w.FailurePolicy))
+		}
+		if w.TimeoutSeconds == nil || *w.TimeoutSeconds != 10 {
+			t.Errorf("%s: timeoutSeconds = %v, want 10", w.Name, deref(w.TimeoutSeconds))
+		}
+		assertSelectors(t, w, map[string]bool{"opted-in": true, "monitoring": false, ns: false, "kube-system": false})
+	}
+	if args := deployment(t, objs).Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--ensure-timeout=8s") {
+		t.Errorf("args %v lack --ensure-timeout=8s", args)
+	}
+}
+
+// TestReleaseNamespaceIsExcluded: in another namespace, the chart excludes
+// that one (not token-projector-system) and names its objects there.
+func TestReleaseNamespaceIsExcluded(t *testing.T) {
+	objs, err := render.Chart(root, "security")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := webhookConfig(t, objs)
+	for _, w := range c.Webhooks {
+		assertSelectors(t, w, map[string]bool{"security": false, ns: true, "opted-in": true})
+		if w.ClientConfig.Service.Namespace != "security" {
+			t.Errorf("%s: service in %s", w.Name, w.ClientConfig.Service.Namespace)
+		}
+	}
+	if got := c.Annotations["cert-manager.io/inject-ca-from"]; got != "security/token-projector-serving-cert" {
+		t.Errorf("inject-ca-from %s", got)
+	}
+	var cert unstructured.Unstructured
+	cert.Object = render.Find(objs, "Certificate", "token-projector-serving-cert").Object
+	dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+	if !slices.Contains(dns, "token-projector-webhook.security.svc") {
+		t.Errorf("dnsNames = %v", dns)
+	}
+}
+
+func TestRBACClusterScope(t *testing.T) {
+	objs := chart(t)
+	bindings := render.OfKind(objs, "ClusterRoleBinding")
+	if got, want := render.Keys(bindings), []string{"ClusterRoleBinding /token-projector", "ClusterRoleBinding /token-projector-namespaces"}; !slices.Equal(got, want) {
+		t.Errorf("ClusterRoleBindings = %v, want %v", got, want)
+	}
+	if rb := render.OfKind(objs, "RoleBinding"); len(rb) != 0 {
+		t.Errorf("RoleBindings in cluster scope: %v", render.Keys(rb))
+	}
+	for _, b := range bindings {
+		var crb rbacv1.ClusterRoleBinding
+		if err := render.Into(b, &crb); err != nil {
+			t.Fatal(err)
+		}
+		assertSubject(t, crb.Subjects)
+		if crb.RoleRef.Kind != "ClusterRole" || crb.RoleRef.Name != crb.Name {
+			t.Errorf("%s roleRef = %+v", crb.Name, crb.RoleRef)
+		}
+	}
+	args := deployment(t, objs).Spec.Template.Spec.Containers[0].Args
+	for _, a := range args {
+		if strings.HasPrefix(a, "--namespaces") {
+			t.Errorf("cluster scope passes %s", a)
+		}
+	}
+}
+
+func TestRBACNamespacedScope(t *testing.T) {
+	objs := namespaced(t)
+	if got, want := render.Keys(render.OfKind(objs, "ClusterRoleBinding")), []string{"ClusterRoleBinding /token-projector-namespaces"}; !slices.Equal(got, want) {
+		t.Errorf("ClusterRoleBindings = %v, want only %v (reading namespaces)", got, want)
+	}
+	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding team-a/token-projector", "RoleBinding team-b/token-projector"}; !slices.Equal(got, want) {
+		t.Errorf("RoleBindings = %v, want %v", got, want)
+	}
+	for _, b := range render.OfKind(objs, "RoleBinding") {
+		var rb rbacv1.RoleBinding
+		if err := render.Into(b, &rb); err != nil {
+			t.Fatal(err)
+		}
+		assertSubject(t, rb.Subjects)
+		if rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "token-projector"}) {
+			t.Errorf("%s/%s roleRef = %+v", rb.Namespace, rb.Name, rb.RoleRef)
+		}
+	}
+	if args := deployment(t, objs).Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--namespaces=team-a,team-b") {
+		t.Errorf("args %v lack --namespaces=team-a,team-b", args)
+	}
+	// Opted-in namespaces outside the list are not sent to a webhook that
+	// could not write there.
+	for _, w := range webhookConfig(t, objs).Webhooks {
+		assertSelectors(t, w, map[string]bool{"team-a": true, "team-b": true, "opted-in": false, ns: false})
+	}
+}
+
+func assertSubject(t *testing.T, subjects []rbacv1.Subject) {
+	t.Helper()
+	want := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "token-projector", Namespace: ns}}
+	if diff := cmp.Diff(want, subjects); diff != "" {
+		t.Errorf("subjects (-want +got):\n%s", diff)
+	}
+}
+
+// TestRBACGarbageCollection: token-projector-gc (delete) is installed as
+// config/ installs it, and bound, in the configured scope, only when garbage
+// collection is on.
+func TestRBACGarbageCollection(t *testing.T) {
+	if render.Find(chart(t), "ClusterRole", "token-projector-gc") == nil {
+		t.Error("the chart does not render token-projector-gc from config/rbac/role.yaml")
+	}
+	cluster := chart(t, "--set", "gc.enabled=true", "--set", "gc.ttl=48h")
+	if render.Find(cluster, "ClusterRoleBinding", "token-projector-gc") == nil {
+		t.Errorf("gc.enabled binds no token-projector-gc: %v", render.Keys(render.OfKind(cluster, "ClusterRoleBinding")))
+	}
+	if o := parseArgs(t, deployment(t, cluster).Spec.Template.Spec.Containers[0].Args); o.GCTTL.String() != "48h0m0s" {
+		t.Errorf("--gc-ttl = %s, want 48h", o.GCTTL)
+	}
+	objs := namespaced(t, "--set", "gc.enabled=true")
+	if render.Find(objs, "ClusterRoleBinding", "token-projector-gc") != nil {
+		t.Error("namespaced scope binds token-projector-gc cluster-wide")
+	}
+	var gcBindings []string
+	for _, rb := range render.OfKind(objs, "RoleBinding") {
+		if rb.GetName() == "token-projector-gc" {
+			gcBindings = append(gcBindings, rb.GetNamespace())
+		}
+	}
+	if !slices.Equal(gcBindings, []string{"team-a", "team-b"}) {
+		t.Errorf("token-projector-gc bound in %v, want team-a and team-b", gcBindings)
+	}
+}
+
+// TestRBACLeastPrivilege audits every rule the chart grants, in both scopes
+// and with every optional role bound: no wildcards, no verb that lifts RBAC
+// escalation prevention, and no verb that changes or removes an object the
+// webhook did not create. The exceptions are its own Events (the recorder
+// patches a series' count) and token-projector-gc, which deletes the
+// identities the webhook created (the code checks its label and UID; RBAC
+// cannot). SECURITY.md explains each rule: change both together.
+func TestRBACLeastPrivilege(t *testing.T) {
+	never := []string{"escalate", "bind", "impersonate", "deletecollection"}
+	renders := map[string][]*unstructured.Unstructured{
+		"cluster":    chart(t, "--set", "gc.enabled=true"),
+		"namespaces": namespaced(t, "--set", "gc.enabled=true"),
+	}
+	for name, objs := range renders {
+		roles := append(render.OfKind(objs, "ClusterRole"), render.OfKind(objs, "Role")...)
+		if len(roles) == 0 {
+			t.Fatalf("%s: no roles rendered", name)
+		}
+		for _, o := range roles {
+			var r rbacv1.ClusterRole
+			o := o.DeepCopy()
+			o.SetKind("ClusterRole")
+			if err := render.Into(o, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.AggregationRule != nil {
+				t.Errorf("%s %s: aggregationRule grants what other roles hold", name, r.Name)
+			}
+			for _, rule := range r.Rules {
+				for _, field := range [][]string{rule.Verbs, rule.APIGroups, rule.Resources, rule.NonResourceURLs} {
+					for _, v := range field {
+						if strings.Contains(v, "*") {
+							t.Errorf("%s %s: rule %+v has a wildcard", name, r.Name, rule)
+						}
+					}
+				}
+				if len(rule.NonResourceURLs) > 0 {
+					t.Errorf("%s %s: non-resource URLs in %+v", name, r.Name, rule)
+				}
+				ownEvents := slices.Equal(rule.Resources, []string{"events"}) && slices.Equal(rule.APIGroups, []string{"events.k8s.io"})
+				ownIdentities := r.Name == "token-projector-gc" && !slices.ContainsFunc(rule.Resources, func(res string) bool {
+					return res != "serviceaccounts" && res != "roles" && res != "rolebindings"
+				})
+				for _, v := range rule.Verbs {
+					switch {
+					case slices.Contains(never, v):
+					case (v == "update" || v == "patch") && ownEvents:
+						continue
+					case v == "delete" && ownIdentities:
+						continue
+					case v == "update" || v == "patch" || v == "delete":
+					default:
+						continue
+					}
+					t.Errorf("%s %s: rule %+v grants %q", name, r.Name, rule, v)
+				}
+				for _, res := range rule.Resources {
+					if res == "secrets" || res == "clusterroles" || res == "clusterrolebindings" || strings.HasSuffix(res, "webhookconfigurations") {
+						t.Errorf("%s %s: the webhook has no business with %s", name, r.Name, res)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestDeployment checks what a cluster admin expects of a webhook that can
+// block pod creation: replicas spread over nodes, a disruption budget,
+// restricted security, real probes, and flags the binary accepts.
+func TestDeployment(t *testing.T) {
+	objs := chart(t, "--set", "priorityClassName=system-cluster-critical")
+	d := deployment(t, objs)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 {
+		t.Errorf("replicas = %v, want 2", deref(d.Spec.Replicas))
+	}
+	pod := d.Spec.Template
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || !sel.Matches(labels.Set(pod.Labels)) {
+		t.Fatalf("selector %v does not select the pod template %v (%v)", sel, pod.Labels, err)
+	}
+	if pod.Spec.PriorityClassName != "system-cluster-critical" {
+		t.Errorf("priorityClassName = %q", pod.Spec.PriorityClassName)
+	}
+	if pod.Spec.ServiceAccountName != "token-projector" {
+		t.Errorf("serviceAccountName = %q", pod.Spec.ServiceAccountName)
+	}
+	psc := pod.Spec.SecurityContext
+	if psc == nil || !deref(psc.RunAsNonRoot) || deref(psc.RunAsUser) != 65532 || psc.SeccompProfile == nil || psc.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
+		t.Errorf("pod securityContext = %+v", psc)
+	}
+	if len(pod.Spec.Containers) != 1 {
+		t.Fatalf("containers: %d", len(pod.Spec.Containers))
+	}
+	c := pod.Spec.Containers[0]
+	sc := c.SecurityContext
+	if sc == nil || deref(sc.AllowPrivilegeEscalation) || !deref(sc.ReadOnlyRootFilesystem) || deref(sc.Privileged) || sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) != 0 {
+		t.Errorf("container securityContext = %+v", sc)
+	}
+	probe := func(p *corev1.Probe, path string) {
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != path || p.HTTPGet.Port != intstr.FromString("health") {
+			t.Errorf("probe on %s = %+v", path, p)
+		}
+	}
+	probe(c.ReadinessProbe, "/readyz")
+	probe(c.LivenessProbe, "/healthz")
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() || c.Resources.Limits.Memory().IsZero() {
+		t.Errorf("resources = %+v", c.Resources)
+	}
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if ports["webhook"] != 9443 || ports["health"] != 8081 || ports["metrics"] != 8080 {
+		t.Errorf("ports = %v", ports)
+	}
+	// The Service sends 443 to the named webhook port, the one the flags bind.
+	var svc corev1.Service
+	into(t, objs, "Service", "token-projector-webhook", &svc)
+	if !sel.Matches(labels.Set(svc.Spec.Selector)) || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(pod.Labels)) {
+		t.Errorf("Service selector %v vs pod labels %v", svc.Spec.Selector, pod.Labels)
+	}
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 443 || svc.Spec.Ports[0].TargetPort != intstr.FromString("webhook") {
+		t.Errorf("Service ports = %+v", svc.Spec.Ports)
+	}
+	// The serving certificate's Secret is what the webhook reads as --cert-dir.
+	var mountPath string
+	for _, m := range c.VolumeMounts {
+		if m.Name == "serving-cert" && m.ReadOnly {
+			mountPath = m.MountPath
+		}
+	}
+	o := parseArgs(t, c.Args)
+	if mountPath == "" || o.CertDir != mountPath {
+		t.Errorf("--cert-dir=%s, serving-cert mounted read-only at %q", o.CertDir, mountPath)
+	}
+	if o.WebhookPort != 9443 || o.HealthProbeBindAddress != ":8081" || o.MetricsBindAddress != ":8080" {
+		t.Errorf("flags: port %d, probes %s, metrics %s", o.WebhookPort, o.HealthProbeBindAddress, o.MetricsBindAddress)
+	}
+	cert := render.Find(objs, "Certificate", "token-projector-serving-cert")
+	secretName, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
+	var secretVolume string
+	for _, v := range pod.Spec.Volumes {
+		if v.Name == "serving-cert" && v.Secret != nil {
+			secretVolume = v.Secret.SecretName
+		}
+	}
+	if secretVolume == "" || secretVolume != secretName {
+		t.Errorf("serving-cert volume is Secret %q, the Certificate writes %q", secretVolume, secretName)
+	}
+	// Replicas spread over nodes, and the spread selects these pods.
+	var byHost bool
+	for _, tsc := range pod.Spec.TopologySpreadConstraints {
+		s, err := metav1.LabelSelectorAsSelector(tsc.LabelSelector)
+		if err != nil || !s.Matches(labels.Set(pod.Labels)) {
+			t.Errorf("topology spread on %s does not select the pods (%v)", tsc.TopologyKey, err)
+		}
+		byHost = byHost || (tsc.TopologyKey == corev1.LabelHostname && tsc.WhenUnsatisfiable == corev1.DoNotSchedule)
+	}
+	if !byHost {
+		t.Errorf("no hard spread over nodes: %+v", pod.Spec.TopologySpreadConstraints)
+	}
+	var pdb policyv1.PodDisruptionBudget
+	into(t, objs, "PodDisruptionBudget", "token-projector", &pdb)
+	pdbSel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil || !pdbSel.Matches(labels.Set(pod.Labels)) || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
+		t.Errorf("PodDisruptionBudget = %+v (%v)", pdb.Spec, err)
+	}
+}
+
+// TestDeploymentFlagsParse: every value that becomes a flag gives arguments
+// the webhook parses and accepts (an unknown flag would crash-loop the pods).
+func TestDeploymentFlagsParse(t *testing.T) {
+	for name, args := range map[string][]string{
+		"defaults":         nil,
+		"namespaces":       {"--set", "rbac.scope=namespaces", "--set", "rbac.namespaces={team-a}"},
+		"gc and client CA": {"--set", "gc.enabled=true", "--set", "clientCA.configMap=apiserver-client-ca"},
+		"tokens": {"--set", "tokens.maxExpiration=12h", "--set", "tokens.defaultExpiration=30m", "--set", "tokens.allowedAudiences={vault,*.example.com}",
+			"--set", "metrics.enabled=false", "--set", "ensureTimeout=1500ms", "--set", "extraArgs={--zap-log-level=debug}"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := parseArgs(t, deployment(t, chart(t, args...)).Spec.Template.Spec.Containers[0].Args)
+			if name == "tokens" {
+				if o.MaxExpiration.String() != "12h0m0s" || o.DefaultExpiration.String() != "30m0s" || !slices.Equal(o.AllowedAudiences, []string{"vault", "*.example.com"}) || o.MetricsBindAddress != "0" || o.EnsureTimeout.String() != "1.5s" {
+					t.Errorf("options = %+v", o)
+				}
+			}
+			if name == "namespaces" && !slices.Equal(o.Namespaces, []string{"team-a"}) {
+				t.Errorf("namespaces = %v", o.Namespaces)
+			}
+			if name == "gc and client CA" && (o.GCTTL.String() != "24h0m0s" || o.ClientCA != "/etc/token-projector/client-ca/ca.crt") {
+				t.Errorf("gc-ttl %s, client-ca %q", o.GCTTL, o.ClientCA)
+			}
+		})
+	}
+}
+
+// parseArgs parses container arguments with the webhook's own flag set.
+func parseArgs(t *testing.T, args []string) server.Options {
+	t.Helper()
+	o := server.DefaultOptions()
+	fs := flag.NewFlagSet("webhook", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.BindFlags(fs)
+	var zapOpts zap.Options
+	zapOpts.BindFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatalf("the webhook rejects %v: %v", args, err)
+	}
+	if fs.NArg() != 0 {
+		t.Fatalf("stray arguments %v", fs.Args())
+	}
+	if err := o.Validate(); err != nil {
+		t.Fatalf("the webhook refuses to start with %v: %v", args, err)
+	}
+	return o
+}
+
+func TestCertificates(t *testing.T) {
+	t.Run("own CA", func(t *testing.T) {
+		objs := chart(t)
+		want := []string{
+			"Certificate " + ns + "/token-projector-ca", "Certificate " + ns + "/token-projector-serving-cert",
+			"Issuer " + ns + "/token-projector-ca", "Issuer " + ns + "/token-projector-selfsigned",
+		}
+		if got := render.Keys(append(render.OfKind(objs, "Issuer"), render.OfKind(objs, "Certificate")...)); !slices.Equal(got, want) {
+			t.Errorf("cert-manager objects = %v, want %v", got, want)
+		}
+		ca := render.Find(objs, "Certificate", "token-projector-ca")
+		if isCA, _, _ := unstructured.NestedBool(ca.Object, "spec", "isCA"); !isCA {
+			t.Error("the CA Certificate is not a CA")
+		}
+		assertIssuerRef(t, objs, "token-projector-ca", "Issuer")
+	})
+	t.Run("existing ClusterIssuer", func(t *testing.T) {
+		objs := chart(t, "--set", "certManager.issuerRef.name=corp-ca", "--set", "certManager.issuerRef.kind=ClusterIssuer")
+		if got := render.Keys(render.OfKind(objs, "Issuer")); len(got) != 0 {
+			t.Errorf("Issuers rendered with an existing issuer: %v", got)
+		}
+		if got := render.Keys(render.OfKind(objs, "Certificate")); !slices.Equal(got, []string{"Certificate " + ns + "/token-projector-serving-cert"}) {
+			t.Errorf("Certificates = %v", got)
+		}
+		assertIssuerRef(t, objs, "corp-ca", "ClusterIssuer")
+	})
+}
+
+func assertIssuerRef(t *testing.T, objs []*unstructured.Unstructured, name, kind string) {
+	t.Helper()
+	cert := render.Find(objs, "Certificate", "token-projector-serving-cert")
+	ref, _, _ := unstructured.NestedStringMap(cert.Object, "spec", "issuerRef")
+	if diff := cmp.Diff(map[string]string{"name": name, "kind": kind, "group": "cert-manager.io"}, ref); diff != "" {
+		t.Errorf("issuerRef (-want +got):\n%s", diff)
+	}
+	dns, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+	if !slices.Equal(dns, []string{"token-projector-webhook." + ns + ".svc", "token-projector-webhook." + ns + ".svc.cluster.local"}) {
+		t.Errorf("dnsNames = %v", dns)
+	}
+}
+
+func TestOptionalObjects(t *testing.T) {
+	defaults := chart(t)
+	for _, kind := range []string{"NetworkPolicy", "ServiceMonitor"} {
+		if o := render.OfKind(defaults, kind); len(o) != 0 {
+			t.Errorf("%s rendered by default", kind)
+		}
+	}
+	objs := chart(t, "--set", "networkPolicy.enabled=true", "--set", "serviceMonitor.enabled=true",
+		"--set", "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring")
+	var np networkingv1.NetworkPolicy
+	into(t, objs, "NetworkPolicy", "token-projector", &np)
+	if len(np.Spec.Ingress) != 2 || np.Spec.Ingress[0].Ports[0].Port.String() != "webhook" || np.Spec.Ingress[1].Ports[0].Port.String() != "metrics" || len(np.Spec.Ingress[1].From) != 1 {
+		t.Errorf("NetworkPolicy ingress = %+v", np.Spec.Ingress)
+	}
+	sm := render.Find(objs, "ServiceMonitor", "token-projector")
+	if sm == nil {
+		t.Fatal("no ServiceMonitor")
+	}
+	var metricsSvc corev1.Service
+	into(t, objs, "Service", "token-projector-metrics", &metricsSvc)
+	smSel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+	if !labels.SelectorFromSet(smSel).Matches(labels.Set(metricsSvc.Labels)) {
+		t.Errorf("ServiceMonitor selector %v does not select the metrics Service %v", smSel, metricsSvc.Labels)
+	}
+	if labels.SelectorFromSet(smSel).Matches(labels.Set(render.Find(objs, "Service", "token-projector-webhook").GetLabels())) {
+		t.Error("ServiceMonitor also selects the webhook Service")
+	}
+}
+
+// TestSchemaRejects: a typo or a wrong type fails the install with a message
+// that names it, instead of being silently ignored.
+func TestSchemaRejects(t *testing.T) {
+	for name, tc := range map[string]struct {
+		args []string
+		want string
+	}{
+		"unknown top-level key": {[]string{"--set", "replicaCont=3"}, "replicaCont"},
+		"unknown nested key":    {[]string{"--set", "webhook.failurPolicy=Ignore"}, "failurPolicy"},
+		"wrong type":            {[]string{"--set-string", "replicaCount=two"}, "replicaCount"},
+		"bad failurePolicy":     {[]string{"--set", "webhook.failurePolicy=Maybe"}, "failurePolicy"},
+		"bad timeout":           {[]string{"--set", "webhook.timeoutSeconds=60"}, "timeoutSeconds"},
+		"bad scope":             {[]string{"--set", "rbac.scope=namespace"}, "scope"},
+		"bad duration":          {[]string{"--set", "tokens.maxExpiration=1d"}, "maxExpiration"},
+		"bad namespace name":    {[]string{"--set", "rbac.scope=namespaces", "--set", "rbac.namespaces={Team_A}"}, "namespaces"},
+		"ensureTimeout too long": {[]string{"--set", "ensureTimeout=5s"},
+			"ensureTimeout (5s) must be below webhook.timeoutSeconds (5s)"},
+		"namespaces scope, no namespaces": {[]string{"--set", "rbac.scope=namespaces"}, "rbac.namespaces is empty"},
+		"namespaces without the scope":    {[]string{"--set", "rbac.namespaces={team-a}"}, "set rbac.scope=namespaces"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := render.Chart(root, ns, tc.args...)
+			if err == nil {
+				t.Fatalf("rendered with %v", tc.args)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error does not name %q:\n%v", tc.want, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,73 @@
+package install
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/token-projector/token-projector/test/render"
+)
+
+// installerLabels say which tool installed an object; they are the only
+// difference allowed between the chart's defaults and config/default.
+var installerLabels = []string{"helm.sh/chart", "app.kubernetes.io/managed-by"}
+
+// TestKustomizeMatchesChartDefaults: `kubectl apply -k config/default` and
+// `helm install token-projector -n token-projector-system` create the same
+// objects, field for field, apart from the installer's own labels and the
+// Namespace that kustomize creates (Helm's --create-namespace does).
+func TestKustomizeMatchesChartDefaults(t *testing.T) {
+	kustomized, err := render.Kustomize(root, "config/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	charted := chart(t)
+
+	var namespaceObj *unstructured.Unstructured
+	kustomized = slices.DeleteFunc(kustomized, func(o *unstructured.Unstructured) bool {
+		if o.GetKind() == "Namespace" {
+			namespaceObj = o
+			return true
+		}
+		return false
+	})
+	if namespaceObj == nil || namespaceObj.GetName() != ns {
+		t.Errorf("config/default creates no Namespace %s", ns)
+	}
+	if got, want := render.Keys(kustomized), render.Keys(charted); !slices.Equal(got, want) {
+		t.Fatalf("objects differ:\nkustomize: %v\nchart:     %v", got, want)
+	}
+	for _, k := range kustomized {
+		c := render.Find(charted, k.GetKind(), k.GetName())
+		if c.GetNamespace() != k.GetNamespace() {
+			t.Errorf("%s: namespace %q, chart %q", render.Key(k), k.GetNamespace(), c.GetNamespace())
+		}
+		if diff := cmp.Diff(comparable(t, c), comparable(t, k)); diff != "" {
+			t.Errorf("%s differs (-chart +kustomize):\n%s", render.Key(k), diff)
+		}
+	}
+}
+
+// comparable drops the installer's labels and normalises the object through
+// YAML, so that numbers and strings compare alike whoever produced them.
+func comparable(t *testing.T, o *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	o = o.DeepCopy()
+	l := o.GetLabels()
+	for _, k := range installerLabels {
+		delete(l, k)
+	}
+	o.SetLabels(l)
+	b, err := yaml.Marshal(o.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
