@@ -112,9 +112,11 @@ func fuzzWebhook(ens tpadmission.Ensurer) *admission.Webhook {
 // Seeds: testdata/fuzz/FuzzAdmissionReview.
 func FuzzAdmissionReview(f *testing.F) {
 	logf.SetLogger(logr.Discard())
+	// Built once: each fuzz worker runs its inputs one at a time.
+	ens := &recordingEnsurer{}
+	wh := fuzzWebhook(ens)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		ens := &recordingEnsurer{}
-		wh := fuzzWebhook(ens)
+		ens.taken()
 		resp := serve(t, wh, body)
 
 		review := unversionedReview{}

@@ -1,0 +1,128 @@
+// Package reconcile runs the webhook with garbage collection on (a TTL of a
+// few seconds) against a real kube-apiserver, its client bound by the
+// shipped ClusterRoles token-projector, token-projector-namespaces and
+// token-projector-gc, and shows what the reconciler restores, what it
+// collects and what it never touches.
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/rbac"
+	"github.com/token-projector/token-projector/test/testenv"
+)
+
+// ttl is the webhook's --gc-ttl here: short, so that collection is seen
+// within a test, and long enough for a test to act before it.
+const ttl = 3 * time.Second
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	var err error
+	if env, err = testenv.Start(testenv.Options{}); err != nil {
+		fmt.Fprintln(os.Stderr, "reconcile:", err)
+		return 1
+	}
+	defer env.Stop()
+	if err := BindGC(context.Background(), env); err != nil {
+		fmt.Fprintln(os.Stderr, "reconcile:", err)
+		return 1
+	}
+	opts, err := env.ServerOptions()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reconcile:", err)
+		return 1
+	}
+	opts.GCTTL = ttl
+	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reconcile:", err)
+		return 1
+	}
+	defer hook.Stop()
+	return m.Run()
+}
+
+// BindGC binds the shipped token-projector-gc ClusterRole to the webhook's
+// user cluster-wide, as an install with garbage collection on does.
+func BindGC(ctx context.Context, env *testenv.Env) error {
+	return env.Admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "token-projector-gc"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "token-projector-gc"},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "token-projector", Namespace: testenv.ReleaseNamespace}},
+	})
+}
+
+var nsCounter atomic.Int64
+
+func namespace(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("rc-%d", nsCounter.Add(1))
+	if err := env.CreateNamespace(context.Background(), name, testenv.OptedIn()); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func pod(ns, name, sa string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Annotations: map[string]string{mutate.AnnotationAudience: "vault"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx:1.27"}}},
+	}
+	if sa != "" {
+		p.Annotations[mutate.AnnotationServiceAccount] = sa
+	}
+	return p
+}
+
+// identity is the three objects of an account, fresh for reading into.
+func identity(ns, sa string) []client.Object {
+	return []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
+	}
+}
+
+// exists reports which of obj exists (read live, as an admin).
+func exists(t *testing.T, obj client.Object) bool {
+	t.Helper()
+	err := env.Admin.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
+	t.Helper()
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, deadline, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	})
+	if err != nil {
+		t.Fatalf("%s: not within %s", what, deadline)
+	}
+}

@@ -1,0 +1,302 @@
+package reconcile
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/rbac"
+)
+
+// collectWithin bounds how long collection may take past the TTL.
+const collectWithin = ttl + 30*time.Second
+
+// rejectLabel marks pods that a ValidatingAdmissionPolicy, a later
+// admission step than the webhook, rejects.
+const rejectLabel = "test.token-projector.io/reject"
+
+// rejectLater installs the policy once and waits until it is enforced.
+func rejectLater(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	fail := admissionregistrationv1.Fail
+	policy := &admissionregistrationv1.ValidatingAdmissionPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "reject-labelled-pods"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicySpec{
+			FailurePolicy: &fail,
+			MatchConstraints: &admissionregistrationv1.MatchResources{ResourceRules: []admissionregistrationv1.NamedRuleWithOperations{{
+				RuleWithOperations: admissionregistrationv1.RuleWithOperations{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+					Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods"}},
+				},
+			}}},
+			Validations: []admissionregistrationv1.Validation{{
+				Expression: "!has(object.metadata.labels) || !('" + rejectLabel + "' in object.metadata.labels)",
+				Message:    "rejected by a later admission step",
+			}},
+		},
+	}
+	binding := &admissionregistrationv1.ValidatingAdmissionPolicyBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "reject-labelled-pods"},
+		Spec: admissionregistrationv1.ValidatingAdmissionPolicyBindingSpec{
+			PolicyName: policy.Name, ValidationActions: []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny},
+		},
+	}
+	for _, o := range []client.Object{policy, binding} {
+		if err := env.Admin.Create(ctx, o); client.IgnoreAlreadyExists(err) != nil {
+			t.Fatal(err)
+		}
+	}
+	// A probe pod without our annotation, in a namespace of its own.
+	probeNS := namespace(t)
+	waitFor(t, "the policy is enforced", 30*time.Second, func() bool {
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: probeNS, GenerateName: "probe-", Labels: map[string]string{rejectLabel: "yes"}},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}},
+		}
+		err := env.Admin.Create(ctx, p)
+		return err != nil && strings.Contains(err.Error(), "rejected by a later admission step")
+	})
+}
+
+// admitThenReject creates a pod naming sa that the webhook admits (ensuring
+// its identity) and the policy then rejects.
+func admitThenReject(t *testing.T, ns, sa string) {
+	t.Helper()
+	p := pod(ns, "", sa)
+	p.GenerateName = "rejected-"
+	p.Labels = map[string]string{rejectLabel: "yes"}
+	err := env.Admin.Create(context.Background(), p)
+	if err == nil || !strings.Contains(err.Error(), "rejected by a later admission step") {
+		t.Fatalf("want the policy's rejection, got %v", err)
+	}
+	for _, o := range identity(ns, sa) {
+		if !exists(t, o) {
+			t.Fatalf("%T %s: the webhook did not ensure it before the rejection", o, o.GetName())
+		}
+	}
+}
+
+// unmanaged creates objects of an identity by hand, without our label, the
+// same as the webhook would make them otherwise.
+func unmanaged(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		o.SetLabels(nil)
+		if err := env.Admin.Create(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func gone(t *testing.T, objs ...client.Object) func() bool {
+	return func() bool {
+		for _, o := range objs {
+			if exists(t, o) {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// TestCollectsWhatRejectedPodsLeft: a pod the webhook admitted but a later
+// admission step rejected leaves its identity behind; after the TTL the
+// managed objects are deleted, and nothing without our label is touched,
+// not even a ServiceAccount the webhook only used.
+func TestCollectsWhatRejectedPodsLeft(t *testing.T) {
+	rejectLater(t)
+	ctx := context.Background()
+	ns := namespace(t)
+
+	// By hand, unlabelled: an identity of the same shape, and an account
+	// the rejected pod names (the webhook creates only its Role and binding).
+	unmanaged(t, rbac.ServiceAccount(ns, "hand"), rbac.Role(ns, "hand"), rbac.RoleBinding(ns, "hand"))
+	unmanaged(t, rbac.ServiceAccount(ns, "builder"))
+
+	start := time.Now()
+	admitThenReject(t, ns, "left")
+	admitThenReject(t, ns, "builder")
+
+	left := identity(ns, "left")
+	waitFor(t, "the rejected pod's identity is collected", collectWithin, gone(t, left...))
+	if took := time.Since(start); took < ttl {
+		t.Errorf("collected after %s, before the TTL of %s", took, ttl)
+	}
+	builder := identity(ns, "builder")
+	waitFor(t, "builder's Role and RoleBinding are collected", collectWithin, gone(t, builder[1:]...))
+
+	for _, o := range append(identity(ns, "hand"), builder[0]) {
+		if !exists(t, o) {
+			t.Errorf("%T %s/%s without our label was deleted", o, ns, o.GetName())
+		}
+	}
+	var sa corev1.ServiceAccount
+	if err := env.Admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "builder"}, &sa); err != nil || rbac.IsManaged(&sa) {
+		t.Errorf("builder's own ServiceAccount: %v, labels %v", err, sa.Labels)
+	}
+}
+
+// TestKeepsIdentitiesInUse: a running pod and a workload template scaled to
+// zero both keep their identities past the TTL; each is collected a TTL
+// after its last user goes, not before.
+func TestKeepsIdentitiesInUse(t *testing.T) {
+	rejectLater(t)
+	ctx := context.Background()
+	ns := namespace(t)
+
+	runner := pod(ns, "runner", "inuse")
+	if err := env.Admin.Create(ctx, runner); err != nil {
+		t.Fatal(err)
+	}
+	admitThenReject(t, ns, "scaled")
+	zero := int32(0)
+	deploy := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "idle"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &zero,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "idle"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "idle"}},
+				Spec:       corev1.PodSpec{ServiceAccountName: "scaled", Containers: []corev1.Container{{Name: "app", Image: "nginx"}}},
+			},
+		},
+	}
+	if err := env.Admin.Create(ctx, deploy); err != nil {
+		t.Fatal(err)
+	}
+	// A control identity with no user: once it is collected, the TTL has
+	// passed for the others too.
+	admitThenReject(t, ns, "control")
+	waitFor(t, "the control identity is collected", collectWithin, gone(t, identity(ns, "control")...))
+	for _, sa := range []string{"inuse", "scaled"} {
+		for _, o := range identity(ns, sa) {
+			if !exists(t, o) {
+				t.Fatalf("%T %s/%s was collected while in use", o, ns, o.GetName())
+			}
+		}
+	}
+
+	for _, c := range []struct {
+		sa   string
+		user client.Object
+	}{{"inuse", runner}, {"scaled", deploy}} {
+		released := time.Now()
+		if err := env.Admin.Delete(ctx, c.user); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, c.sa+"'s identity is collected after its last user", collectWithin, gone(t, identity(ns, c.sa)...))
+		if took := time.Since(released); took < ttl {
+			t.Errorf("%s collected %s after its last user went, before the TTL of %s", c.sa, took, ttl)
+		}
+	}
+}
+
+// TestRestoresWhilePodsUseIt: deleting a managed ServiceAccount, Role or
+// RoleBinding while an admitted pod uses it brings it back as the webhook
+// makes it; an object of the name that is not ours is never overwritten; an
+// opted-out namespace gets no writes.
+func TestRestoresWhilePodsUseIt(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	for _, p := range []*corev1.Pod{pod(ns, "user", "keep"), pod(ns, "control", "ctl")} {
+		if err := env.Admin.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := counter(t, "token_projector_restored_total")
+	for _, o := range identity(ns, "keep") {
+		if err := env.Admin.Delete(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the identity is restored", 30*time.Second, func() bool {
+		for _, o := range identity(ns, "keep") {
+			if !exists(t, o) || !rbac.IsManaged(o) {
+				return false
+			}
+		}
+		return true
+	})
+	var role rbacv1.Role
+	if err := env.Admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: rbac.Name("keep")}, &role); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(rbac.Role(ns, "keep").Rules, role.Rules); diff != "" {
+		t.Errorf("restored Role rules (-want +got):\n%s", diff)
+	}
+	if got := counter(t, "token_projector_restored_total") - before; got != 3 {
+		t.Errorf("restored %v objects by the webhook's count, want 3", got)
+	}
+
+	// Taken over by hand (label removed, rules changed): no longer ours, so
+	// never overwritten, though the pod still runs as the account.
+	foreign := role.DeepCopy()
+	foreign.Labels = nil
+	foreign.Rules[0].Verbs = []string{"create", "get"}
+	if err := env.Admin.Update(ctx, foreign); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opted out: deleting the RoleBinding is final.
+	outNS := namespace(t)
+	if err := env.Admin.Create(ctx, pod(outNS, "user", "out")); err != nil {
+		t.Fatal(err)
+	}
+	var nsObj corev1.Namespace
+	if err := env.Admin.Get(ctx, client.ObjectKey{Name: outNS}, &nsObj); err != nil {
+		t.Fatal(err)
+	}
+	delete(nsObj.Labels, mutate.LabelInject)
+	if err := env.Admin.Update(ctx, &nsObj); err != nil {
+		t.Fatal(err)
+	}
+	outRB := identity(outNS, "out")[2]
+	if err := env.Admin.Delete(ctx, outRB); err != nil {
+		t.Fatal(err)
+	}
+	// A control deleted after both: once it is back, the reconciler has
+	// seen the two events before it.
+	control := identity(ns, "ctl")[2]
+	if err := env.Admin.Delete(ctx, control); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the control RoleBinding is restored", 30*time.Second, func() bool { return exists(t, identity(ns, "ctl")[2]) })
+
+	var got rbacv1.Role
+	if err := env.Admin.Get(ctx, client.ObjectKeyFromObject(foreign), &got); err != nil || rbac.IsManaged(&got) || len(got.Rules[0].Verbs) != 2 {
+		t.Errorf("the foreign Role was overwritten: %+v, %v", got, err)
+	}
+	if exists(t, identity(outNS, "out")[2]) {
+		t.Errorf("RoleBinding restored in a namespace that opted out")
+	}
+}
+
+// counter sums a counter of the webhook's own registry (it runs in-process).
+func counter(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
+}
