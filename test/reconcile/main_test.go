@@ -45,7 +45,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "reconcile:", err)
 		return 1
 	}
-	defer env.Stop()
+	defer func() { _ = env.Stop() }()
 	if err := BindGC(context.Background(), env); err != nil {
 		fmt.Fprintln(os.Stderr, "reconcile:", err)
 		return 1
@@ -61,7 +61,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "reconcile:", err)
 		return 1
 	}
-	defer hook.Stop()
+	defer func() { _ = hook.Stop() }()
 	return m.Run()
 }
 
