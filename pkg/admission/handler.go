@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -45,6 +47,11 @@ type PodHandler struct {
 	EnsureTimeout time.Duration
 	// Recorder, if set, reports denials and created objects as Events.
 	Recorder events.EventRecorder
+	// ServedNamespaces, if set, are the only namespaces the webhook may write
+	// in (the namespaced RBAC scope, --namespaces). A pod in another opted-in
+	// namespace is denied with a message saying so, rather than half-injected
+	// or failing on a cache that does not cover it.
+	ServedNamespaces []string
 }
 
 // Handle implements admission.Handler.
@@ -106,6 +113,10 @@ func (h *PodHandler) screen(ctx context.Context, req admission.Request, meta *me
 	}
 	if !optedIn {
 		return skip(reasonNamespaceNotIn, "namespace "+req.Namespace+" is not labelled "+mutate.LabelInject+"="+mutate.InjectEnabled), true
+	}
+	if len(h.ServedNamespaces) > 0 && !slices.Contains(h.ServedNamespaces, req.Namespace) {
+		return deny(reasonNamespaceNotServed, fmt.Sprintf("namespace %s is labelled %s=%s but is not served by this webhook, which may only write in %s (--namespaces); "+
+			"ask the cluster admin to add it, or remove the label", req.Namespace, mutate.LabelInject, mutate.InjectEnabled, strings.Join(h.ServedNamespaces, ", "))), true
 	}
 	return verdict{}, false
 }

@@ -94,11 +94,12 @@ func NewManager(o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	handler := &tpadmission.PodHandler{
-		Config:        o.MutateConfig(),
-		Namespaces:    mgr.GetCache(),
-		Ensurer:       touching,
-		EnsureTimeout: o.EnsureTimeout,
-		Recorder:      mgr.GetEventRecorder(eventSource),
+		Config:           o.MutateConfig(),
+		Namespaces:       mgr.GetCache(),
+		Ensurer:          touching,
+		EnsureTimeout:    o.EnsureTimeout,
+		Recorder:         mgr.GetEventRecorder(eventSource),
+		ServedNamespaces: o.Namespaces,
 	}
 	mgr.GetWebhookServer().Register(tpadmission.PodsPath, &admission.Webhook{Handler: handler})
 	mgr.GetWebhookServer().Register(tpadmission.WorkloadsPath, &admission.Webhook{Handler: &tpadmission.WorkloadHandler{PodHandler: handler}})

@@ -1,0 +1,207 @@
+// Package scopes runs the webhook in the chart's namespaced RBAC scope: its
+// user holds the shipped ClusterRoles token-projector and token-projector-gc
+// only through RoleBindings in the listed namespaces (and
+// token-projector-namespaces cluster-wide), and runs with --namespaces and
+// --gc-ttl. The cluster scope is what test/integration and test/reconcile
+// run with.
+package scopes
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/rbac"
+	"github.com/token-projector/token-projector/test/testenv"
+)
+
+const ttl = 3 * time.Second
+
+// served are the namespaces of the scope; outside is opted in by its label
+// but not served.
+var (
+	served  = []string{"team-a", "team-b"}
+	outside = "team-c"
+	env     *testenv.Env
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	var err error
+	if env, err = testenv.Start(testenv.Options{SkipRBACBinding: true}); err != nil {
+		fmt.Fprintln(os.Stderr, "scopes:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	if err := bindNamespaced(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "scopes:", err)
+		return 1
+	}
+	opts, err := env.ServerOptions()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scopes:", err)
+		return 1
+	}
+	opts.Namespaces = served
+	opts.GCTTL = ttl
+	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "scopes:", err)
+		return 1
+	}
+	defer func() { _ = hook.Stop() }()
+	return m.Run()
+}
+
+// bindNamespaced binds the shipped ClusterRoles as the chart's namespaced
+// scope does: reading Namespaces cluster-wide, everything else by a
+// RoleBinding in each served namespace.
+func bindNamespaced(ctx context.Context) error {
+	subject := []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "token-projector", Namespace: testenv.ReleaseNamespace}}
+	ref := func(name string) rbacv1.RoleRef {
+		return rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name}
+	}
+	if err := env.Admin.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "token-projector-namespaces"}, RoleRef: ref("token-projector-namespaces"), Subjects: subject,
+	}); err != nil {
+		return err
+	}
+	for _, ns := range append([]string{outside}, served...) {
+		if err := env.CreateNamespace(ctx, ns, testenv.OptedIn()); err != nil {
+			return err
+		}
+	}
+	for _, ns := range served {
+		for _, role := range []string{"token-projector", "token-projector-gc"} {
+			if err := env.Admin.Create(ctx, &rbacv1.RoleBinding{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: role}, RoleRef: ref(role), Subjects: subject,
+			}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func pod(ns, sa string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "web-", Annotations: map[string]string{mutate.AnnotationAudience: "vault"}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx:1.27"}}},
+	}
+	if sa != "" {
+		p.Annotations[mutate.AnnotationServiceAccount] = sa
+	}
+	return p
+}
+
+func identity(ns, sa string) []client.Object {
+	return []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
+	}
+}
+
+func exists(t *testing.T, o client.Object) bool {
+	t.Helper()
+	err := env.Admin.Get(context.Background(), client.ObjectKeyFromObject(o), o)
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, deadline, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	}); err != nil {
+		t.Fatalf("%s: not within %s", what, deadline)
+	}
+}
+
+// TestServedNamespacesWork: in each listed namespace the RoleBindings are
+// enough for everything the webhook does: ensure on admission, restore a
+// deleted object, collect an unused identity.
+func TestServedNamespacesWork(t *testing.T) {
+	ctx := context.Background()
+	for _, ns := range served {
+		t.Run(ns, func(t *testing.T) {
+			p := pod(ns, "app")
+			if err := env.Admin.Create(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			if p.Spec.ServiceAccountName != "app" {
+				t.Errorf("serviceAccountName = %q, want app", p.Spec.ServiceAccountName)
+			}
+			for _, o := range identity(ns, "app") {
+				if !exists(t, o) || !rbac.IsManaged(o) {
+					t.Fatalf("%T %s/%s missing or not managed", o, ns, o.GetName())
+				}
+			}
+			if err := env.Admin.Delete(ctx, identity(ns, "app")[1]); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the deleted Role is restored", 30*time.Second, func() bool { return exists(t, identity(ns, "app")[1]) })
+
+			if err := env.Admin.Delete(ctx, p); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "the unused identity is collected", ttl+30*time.Second, func() bool {
+				for _, o := range identity(ns, "app") {
+					if exists(t, o) {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}
+
+// TestOutsideTheListIsAClearError: a namespace that carries the opt-in label
+// but is not served gets a denial that names it and the served namespaces,
+// for pods with and without an account: no pod half-injected, nothing
+// created there.
+func TestOutsideTheListIsAClearError(t *testing.T) {
+	ctx := context.Background()
+	for _, sa := range []string{"app", ""} {
+		p := pod(outside, sa)
+		err := env.Admin.Create(ctx, p)
+		if err == nil {
+			t.Fatalf("pod with account %q admitted in %s, which is not served: %+v", sa, outside, p.Spec)
+		}
+		for _, want := range []string{outside, strings.Join(served, ", "), "not served"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not contain %q", err.Error(), want)
+			}
+		}
+	}
+	for _, o := range identity(outside, "app") {
+		if exists(t, o) {
+			t.Errorf("%T %s/%s was created outside the served namespaces", o, outside, o.GetName())
+		}
+	}
+	var pods corev1.PodList
+	if err := env.Admin.List(ctx, &pods, client.InNamespace(outside)); err != nil || len(pods.Items) != 0 {
+		t.Errorf("pods in %s: %d, %v", outside, len(pods.Items), err)
+	}
+}
