@@ -1,6 +1,11 @@
 package mutate
 
-import corev1 "k8s.io/api/core/v1"
+import (
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
+)
 
 // Result is the outcome of Mutate for a pod that asks for injection.
 type Result struct {
@@ -21,5 +26,31 @@ func Mutate(pod *corev1.Pod, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	if err := checkAnnotationsSize(pod.Annotations, changes.Status); err != nil {
+		return Result{}, err
+	}
 	return Result{Spec: spec, Changes: changes, Warnings: warnings}, nil
+}
+
+// checkAnnotationsSize refuses a pod whose annotations, with the status
+// annotation we would write, exceed kube-apiserver's limit: it validates
+// after every webhook, so such a pod would be rejected after we had ensured
+// its identity.
+func checkAnnotationsSize(annotations map[string]string, status string) error {
+	total := 0
+	for k, v := range annotations {
+		if k != AnnotationStatus {
+			total += len(k) + len(v)
+		}
+	}
+	if status == "" {
+		status = annotations[AnnotationStatus]
+	}
+	withStatus := total + len(AnnotationStatus) + len(status)
+	if withStatus <= apimachineryvalidation.TotalAnnotationSizeLimitB {
+		return nil
+	}
+	return invalid("metadata.annotations", fmt.Sprintf("%d bytes", total),
+		"annotations totalling at most %d bytes, including the %d bytes of %s this webhook adds",
+		apimachineryvalidation.TotalAnnotationSizeLimitB, len(AnnotationStatus)+len(status), AnnotationStatus)
 }
