@@ -82,7 +82,12 @@ func RunHelm(root string, args ...string) ([]byte, error) {
 // Chart renders the chart as release Release in namespace ns with extra
 // `helm template` arguments (--set, -f) and returns its objects.
 func Chart(root, ns string, args ...string) ([]*unstructured.Unstructured, error) {
-	out, err := RunHelm(root, append([]string{"template", Release, ChartDir, "--namespace", ns}, args...)...)
+	return ChartRelease(root, Release, ns, args...)
+}
+
+// ChartRelease renders the chart as release in namespace ns.
+func ChartRelease(root, release, ns string, args ...string) ([]*unstructured.Unstructured, error) {
+	out, err := RunHelm(root, append([]string{"template", release, ChartDir, "--namespace", ns}, args...)...)
 	if err != nil {
 		return nil, err
 	}
