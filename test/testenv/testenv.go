@@ -56,6 +56,10 @@ type Options struct {
 	// CRDDirectoryPaths are directories or files of CustomResourceDefinitions
 	// to install before Start returns (cert-manager's, for instance).
 	CRDDirectoryPaths []string
+	// APIServerFlags are extra kube-apiserver flags, such as
+	// admission-control-config-file (test/faults gives kube-apiserver a
+	// client certificate to present to webhooks).
+	APIServerFlags map[string]string
 }
 
 // Env is a running control plane.
@@ -103,6 +107,9 @@ func Start(opts Options) (_ *Env, err error) {
 	// shapes this product (a pod may not name a missing ServiceAccount), so
 	// every test runs with it.
 	env.ControlPlane.GetAPIServer().Configure().Disable("disable-admission-plugins")
+	for flag, value := range opts.APIServerFlags {
+		env.ControlPlane.GetAPIServer().Configure().Set(flag, value)
+	}
 	// The port must be known before Start installs the configuration.
 	if env.WebhookInstallOptions.LocalServingPort, err = FreePort(); err != nil {
 		return nil, err
