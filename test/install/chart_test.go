@@ -667,6 +667,8 @@ func TestSchemaRejects(t *testing.T) {
 			"ensureTimeout (5s) must be below webhook.timeoutSeconds (5s)"},
 		"namespaces scope, no namespaces": {[]string{"--set", "rbac.scope=namespaces"}, "rbac.namespaces is empty"},
 		"namespaces without the scope":    {[]string{"--set", "rbac.namespaces={team-a}"}, "set rbac.scope=namespaces"},
+		"ServiceMonitor without metrics":  {[]string{"--set", "serviceMonitor.enabled=true", "--set", "metrics.enabled=false"}, "serviceMonitor.enabled needs metrics.enabled"},
+		"unknown extra flag form":         {[]string{"--set", "extraArgs={-v=2}"}, "extraArgs"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render.Chart(root, ns, tc.args...)
