@@ -64,6 +64,22 @@ build: ## Build the webhook binary into bin/webhook.
 run: controlplane ## Run the webhook against a local kube-apiserver with an opted-in demo namespace.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/devenv
 
+##@ Benchmarks
+
+# Extra flags of the benchmark runner (go run ./test/bench --help), e.g.
+# BENCH_FLAGS="--rounds 5 --slice 8s".
+BENCH_FLAGS ?=
+
+.PHONY: bench
+bench: build controlplane ## Benchmark the webhook binary against a bare TLS server (throughput, latency, CPU, RSS, API calls, cache memory); ~10 min, see docs/performance.md.
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/ceiling ./test/bench/cmd/ceiling
+	go build -o $(LOCALBIN)/bench ./test/bench
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" $(LOCALBIN)/bench --webhook $(LOCALBIN)/webhook --ceiling $(LOCALBIN)/ceiling --out $(LOCALBIN)/bench-out $(BENCH_FLAGS)
+
+.PHONY: bench-micro
+bench-micro: ## Run the Go micro-benchmarks (annotation parsing, mutation, patch, handler in-process) with allocations per admission.
+	go test -run '^$$' -bench . -benchmem ./pkg/mutate/ ./pkg/admission/
+
 ##@ Install
 
 .PHONY: chart-sync

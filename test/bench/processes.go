@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	tpadmission "github.com/token-projector/token-projector/pkg/admission"
+	"github.com/token-projector/token-projector/test/bench/loadgen"
+	"github.com/token-projector/token-projector/test/testenv"
+)
+
+// server is a process under measurement: the webhook or the ceiling.
+type server struct {
+	name string
+	cmd  *exec.Cmd
+	// exited is closed when the process has ended.
+	exited chan struct{}
+	// done receives the process's exit once, for readiness checks.
+	done chan error
+	// url is where admissions are posted.
+	url string
+	// metrics is the Prometheus endpoint (the webhook only); pprof is the
+	// net/http/pprof root.
+	metrics, pprof string
+}
+
+func (s *server) pid() int { return s.cmd.Process.Pid }
+
+// stop asks the process to finish (SIGTERM) and waits, then kills it. It
+// may be called again.
+func (s *server) stop() {
+	if s == nil {
+		return
+	}
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	_ = s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(20 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+func start(name string, cmd *exec.Cmd, logFile string) (*server, error) {
+	log, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		log.Close()
+		return nil, fmt.Errorf("starting %s: %w", name, err)
+	}
+	s := &server{name: name, cmd: cmd, exited: make(chan struct{}), done: make(chan error, 1)}
+	go func() {
+		err := cmd.Wait()
+		log.Close()
+		s.done <- err
+		close(s.exited)
+	}()
+	return s, nil
+}
+
+func loopback() (string, error) {
+	port, err := testenv.FreePort()
+	if err != nil {
+		return "", err
+	}
+	return "127.0.0.1:" + strconv.Itoa(port), nil
+}
+
+// startWebhook runs the webhook binary as the chart would, with the shipped
+// RBAC's identity, the envtest serving certificate, and metrics and pprof on
+// loopback ports, and waits until it is ready (certificate loaded, caches
+// synced).
+func startWebhook(ctx context.Context, env *testenv.Env, c config) (*server, error) {
+	kubeconfig := filepath.Join(c.outDir, "webhook.kubeconfig")
+	if err := writeKubeconfig(env.WebhookConfig, kubeconfig); err != nil {
+		return nil, err
+	}
+	metrics, err := loopback()
+	if err != nil {
+		return nil, err
+	}
+	health, err := loopback()
+	if err != nil {
+		return nil, err
+	}
+	pprof, err := loopback()
+	if err != nil {
+		return nil, err
+	}
+	port := env.WebhookInstallOptions.LocalServingPort
+	cmd := exec.Command(c.webhookBin,
+		"--kubeconfig="+kubeconfig,
+		"--cert-dir="+env.WebhookInstallOptions.LocalServingCertDir,
+		"--webhook-host=127.0.0.1", "--webhook-port="+strconv.Itoa(port),
+		"--metrics-bind-address="+metrics,
+		"--health-probe-bind-address="+health,
+		"--pprof-bind-address="+pprof,
+		// kube-apiserver calls webhooks over HTTP/2 when they offer it; the
+		// webhook offers it only when asked. Either way HTTP/1.1 clients
+		// fall back to HTTP/1.1, so both protocols are measured.
+		"--enable-http2",
+	)
+	s, err := start("webhook", cmd, filepath.Join(c.outDir, "webhook.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.url = fmt.Sprintf("https://127.0.0.1:%d%s", port, tpadmission.PodsPath)
+	s.metrics = "http://" + metrics + "/metrics"
+	s.pprof = "http://" + pprof + "/debug/pprof"
+	if err := testenv.WaitReady(ctx, "http://"+health+"/readyz", time.Minute, s.done); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(c.outDir, "webhook.log"))
+	}
+	return s, nil
+}
+
+// startCeiling runs the ceiling binary on the webhook's certificate and
+// waits until it answers an AdmissionReview.
+func startCeiling(ctx context.Context, env *testenv.Env, c config, probe loadgen.Target) (*server, error) {
+	addr, err := loopback()
+	if err != nil {
+		return nil, err
+	}
+	pprof, err := loopback()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(c.ceilingBin, "--addr="+addr, "--pprof-addr="+pprof,
+		"--cert-dir="+env.WebhookInstallOptions.LocalServingCertDir)
+	s, err := start("ceiling", cmd, filepath.Join(c.outDir, "ceiling.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.url = "https://" + addr + tpadmission.PodsPath
+	s.pprof = "http://" + pprof + "/debug/pprof"
+	probe.URL = s.url
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res, err := loadgen.Run(ctx, probe, loadgen.Load{Concurrency: 1, MaxRequests: 1})
+		if err == nil && res.Errors == 0 {
+			return s, nil
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("ceiling exited: %w", err)
+		default:
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			s.stop()
+			if err == nil {
+				err = fmt.Errorf("%v", res.ErrorSamples)
+			}
+			return nil, fmt.Errorf("ceiling not answering: %w", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// writeKubeconfig writes cfg (a client-certificate identity) as the
+// kubeconfig the webhook binary is given.
+func writeKubeconfig(cfg *rest.Config, file string) error {
+	host := cfg.Host
+	if u, err := url.Parse(host); err != nil || u.Scheme == "" {
+		host = "https://" + host
+	}
+	if len(cfg.CertData) == 0 && cfg.BearerToken == "" {
+		return errors.New("the webhook identity has neither a client certificate nor a token")
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["bench"] = &clientcmdapi.Cluster{Server: host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["webhook"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["bench"] = &clientcmdapi.Context{Cluster: "bench", AuthInfo: "webhook"}
+	kc.CurrentContext = "bench"
+	return clientcmd.WriteToFile(*kc, file)
+}

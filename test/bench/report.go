@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/token-projector/token-projector/test/bench/loadgen"
+)
+
+// summary collects what the last section and the last line report.
+type summary struct {
+	warm        []pair
+	warmCalls   calls
+	cold        []coldRun
+	coldObjects [3]int
+	coldWant    int
+	bursts      []coldRun
+	cacheSet    float64
+	cacheRan    bool
+}
+
+func printHeader(c config) {
+	fmt.Printf("token-projector benchmark, %s\n", time.Now().UTC().Format(time.RFC3339))
+	fmt.Printf("machine: %s\n", machine())
+	fmt.Printf("load average at start: %s", readFile("/proc/loadavg"))
+	fmt.Printf("webhook: %s (CGO_ENABLED=0 go build -trimpath ./cmd/webhook, run as a subprocess with the shipped RBAC's identity)\n", c.webhookBin)
+	fmt.Println("ceiling: net/http TLS server, same certificate and TLS settings, encoding/json decode, answers allowed with the UID and no patch")
+	fmt.Println("requests: AdmissionReview (CREATE pod, ~5.5 KB) of a 4.8 KB pod: 3 containers + 1 init container, env, probes, resources, 4 volumes")
+	fmt.Printf("method: closed loop, TLS keep-alive; per protocol and concurrency %d interleaved rounds of %s per server after %s warm-up\n", c.rounds, c.slice, c.warmup)
+	fmt.Println("        CPU = utime+stime from /proc/<pid>/stat, peak RSS = VmHWM (reset per slice); ratio = webhook / ceiling")
+	fmt.Println()
+}
+
+func machine() string {
+	model := "unknown CPU"
+	for line := range strings.SplitSeq(readFile("/proc/cpuinfo"), "\n") {
+		if v, ok := strings.CutPrefix(line, "model name"); ok {
+			model = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+			break
+		}
+	}
+	mem := "?"
+	for line := range strings.SplitSeq(readFile("/proc/meminfo"), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb int64
+			_, _ = fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			mem = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+		}
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s RAM, Linux %s, %s %s/%s", model, runtime.NumCPU(), mem,
+		strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func readFile(name string) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "?\n"
+	}
+	return string(b)
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func printTableHeader() {
+	fmt.Printf("%-8s %4s  %-8s %9s %9s %9s %9s %9s %7s %10s %9s\n",
+		"protocol", "conc", "server", "req/s", "p50", "p90", "p99", "max", "errors", "cpu-s/1k", "peak-RSS")
+}
+
+func printRow(proto loadgen.Protocol, conc int, name string, m measured) {
+	r := m.res
+	fmt.Printf("%-8s %4d  %-8s %9.0f %9s %9s %9s %9s %7d %10.3f %7.1fMiB\n",
+		proto, conc, name, r.Throughput(), ms(r.Quantile(.5)), ms(r.Quantile(.9)), ms(r.Quantile(.99)), ms(r.Max()),
+		r.Errors, m.cpuPerThousand(), mib(m.peakRSS))
+}
+
+func printPair(p pair) {
+	printRow(p.proto, p.concurrency, "ceiling", p.ceiling)
+	printRow(p.proto, p.concurrency, "webhook", p.webhook)
+	c, w := p.ceiling, p.webhook
+	q := func(f float64) time.Duration { return w.res.Quantile(f) }
+	rq := func(f float64) string { return ratio(float64(q(f)), float64(c.res.Quantile(f))) }
+	fmt.Printf("%-8s %4d  %-8s %9s %9s %9s %9s %9s %7s %10s %9s\n", p.proto, p.concurrency, "ratio",
+		ratio(w.res.Throughput(), c.res.Throughput()), rq(.5), rq(.9), rq(.99), rq(1), "",
+		ratio(w.cpuPerThousand(), c.cpuPerThousand()), ratio(float64(w.peakRSS), float64(c.peakRSS)))
+	for _, e := range append(c.res.ErrorSamples, w.res.ErrorSamples...) {
+		fmt.Printf("    error: %s\n", e)
+	}
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2fx", a/b)
+}
+
+func printColdHeader() {
+	fmt.Printf("%-12s %5s %6s %9s %9s %9s %9s %6s %7s %6s %5s %7s %6s %9s\n",
+		"run", "adm", "req/s", "p50", "p90", "p99", "max", "errors", "creates", "exists", "reads", "events", "calls", "cpu-s/1k")
+}
+
+func printCold(r coldRun) {
+	res := r.m.res
+	fmt.Printf("%-12s %5d %6.0f %9s %9s %9s %9s %6d %7.0f %6.0f %5.0f %7.0f %6.0f %9.3f\n",
+		r.label, res.Requests, res.Throughput(), ms(res.Quantile(.5)), ms(res.Quantile(.9)), ms(res.Quantile(.99)), ms(res.Max()),
+		res.Errors, r.calls.creates, r.calls.exists, r.calls.liveReads, r.calls.other(), r.calls.total(), r.m.cpuPerThousand())
+	for _, e := range res.ErrorSamples {
+		fmt.Printf("    error: %s\n", e)
+	}
+}
+
+// headline is the pair of HTTP/2 at the given concurrency.
+func (s *summary) headline(conc int) (pair, bool) {
+	for _, p := range s.warm {
+		if p.proto == loadgen.HTTP2 && p.concurrency == conc {
+			return p, true
+		}
+	}
+	return pair{}, false
+}
+
+func (b *bench) printSummary(took time.Duration) {
+	s := &b.summary
+	p64, ok64 := s.headline(64)
+	p1, ok1 := s.headline(1)
+	if !ok64 || !ok1 {
+		fmt.Println("bench: incomplete run")
+		return
+	}
+	throughput := p64.webhook.res.Throughput() / p64.ceiling.res.Throughput()
+	p99 := float64(p1.webhook.res.Quantile(.99)) / float64(p1.ceiling.res.Quantile(.99))
+	cpu := p64.webhook.cpuPerThousand() / p64.ceiling.cpuPerThousand()
+	var peak int64
+	for _, p := range s.warm {
+		peak = max(peak, p.webhook.peakRSS)
+	}
+	fmt.Printf("== summary (warm figures over HTTP/2, as ratios to the ceiling of this run; %s in all) ==\n", took.Round(time.Second))
+	fmt.Printf("load average at end: %s", readFile("/proc/loadavg"))
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	fmt.Printf("%-44s %-22s %-16s %s\n", "measure", "value", "target", "")
+	fmt.Printf("%-44s %-22s %-16s %s\n", "warm throughput at concurrency 64", fmt.Sprintf("%.2fx ceiling", throughput), ">= 0.60x", verdict(throughput >= 0.6))
+	fmt.Printf("%-44s %-22s %-16s %s\n", "warm CPU per request at concurrency 64", fmt.Sprintf("%.2fx ceiling", cpu), "<= 2.00x", verdict(cpu <= 2))
+	fmt.Printf("%-44s %-22s %-16s %s\n", "warm p99 at concurrency 1", fmt.Sprintf("%.2fx ceiling", p99), "<= 2.00x", verdict(p99 <= 2))
+	fmt.Printf("%-44s %-22s %-16s %s\n", "warm peak RSS under load (all runs)", fmt.Sprintf("%.1f MiB", mib(peak)), "<= 40 MiB", verdict(mib(peak) <= 40))
+	fmt.Printf("%-44s %-22s %-16s %s\n", "warm API calls", fmt.Sprintf("%.0f in %.0f admissions", s.warmCalls.total(), s.warmCalls.admissions), "0", verdict(s.warmCalls.total() == 0))
+	for _, r := range s.cold {
+		n := float64(max(r.m.res.Requests, 1))
+		fmt.Printf("%-44s %-22s %-16s %s\n", "cold ensure writes per admission, "+r.label,
+			fmt.Sprintf("%.2f, %.2f reads", r.calls.ensureWrites()/n, (r.calls.liveReads+r.calls.restGet)/n), "3, 0 reads",
+			verdict(r.m.res.Errors == 0 && r.calls.creates == 3*n && r.calls.ensureWrites() == r.calls.creates && r.calls.liveReads == 0 && r.calls.restGet == 0))
+		fmt.Printf("%-44s %-22s %-16s %s\n", "  + Event writes per admission", fmt.Sprintf("%.2f", r.calls.other()/n), "(not in target)", "")
+	}
+	var writes, events []string
+	burstOK := len(s.bursts) > 0
+	for _, r := range s.bursts {
+		writes = append(writes, fmt.Sprintf("%.0f", r.calls.ensureWrites()))
+		events = append(events, fmt.Sprintf("%.0f", r.calls.other()))
+		burstOK = burstOK && r.calls.ensureWrites() == 3 && r.calls.creates == 3 && r.calls.liveReads == 0 && r.calls.restGet == 0 && r.m.res.Errors == 0
+	}
+	fmt.Printf("%-44s %-22s %-16s %s\n", "burst ensure writes per 64 admissions", strings.Join(writes, ","), "3 each", verdict(burstOK))
+	fmt.Printf("%-44s %-22s %-16s %s\n", "  + Event writes per burst", strings.Join(events, ","), "(not in target)", "")
+	if s.cacheRan {
+		fmt.Printf("%-44s %-22s %-16s %s\n", "cache heap per SA/Role/RoleBinding set", fmt.Sprintf("%.0f B", s.cacheSet), "< 2048 B", verdict(s.cacheSet < 2048))
+	}
+	fmt.Printf("bench: warm_throughput_ratio=%.2f warm_p99_ratio=%.2f warm_cpu_ratio=%.2f\n", throughput, p99, cpu)
+}

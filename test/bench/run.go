@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+
+	"github.com/token-projector/token-projector/test/bench/fixture"
+	"github.com/token-projector/token-projector/test/bench/loadgen"
+	"github.com/token-projector/token-projector/test/bench/procstat"
+	"github.com/token-projector/token-projector/test/bench/scrape"
+	"github.com/token-projector/token-projector/test/testenv"
+)
+
+// The namespaces of the three paths, all opted in.
+const (
+	nsWarm  = "bench-warm"
+	nsCold  = "bench-cold"
+	nsBurst = "bench-burst"
+)
+
+// bench is one run: the control plane, the two servers and their clients.
+type bench struct {
+	c       config
+	env     *testenv.Env
+	webhook *server
+	ceiling *server
+	// clients by server name and protocol: each keeps its connections
+	// alive across the run.
+	clients map[string]*http.Client
+	summary summary
+}
+
+func run(ctx context.Context, c config) error {
+	// The control plane's chatter stays out of the report.
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	began := time.Now()
+	printHeader(c)
+
+	env, err := testenv.Start(testenv.Options{})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	for _, ns := range []string{nsWarm, nsCold, nsBurst} {
+		if err := env.CreateNamespace(ctx, ns, testenv.OptedIn()); err != nil {
+			return err
+		}
+	}
+	b := &bench{c: c, env: env, clients: map[string]*http.Client{}}
+
+	warmBodies, warmUIDs, err := bodies("warm", nsWarm, 256, func(int) string { return "warm" })
+	if err != nil {
+		return err
+	}
+	if b.webhook, err = startWebhook(ctx, env, c); err != nil {
+		return err
+	}
+	defer b.webhook.stop()
+	probe, err := b.target("ceiling", "", loadgen.HTTP2, warmBodies, warmUIDs, expectNoPatch)
+	if err != nil {
+		return err
+	}
+	if b.ceiling, err = startCeiling(ctx, env, c, probe); err != nil {
+		return err
+	}
+	defer b.ceiling.stop()
+	fmt.Printf("started in %s: control plane, webhook (pid %d), ceiling (pid %d)\n\n", time.Since(began).Round(time.Second), b.webhook.pid(), b.ceiling.pid())
+
+	if err := b.warm(ctx, warmBodies, warmUIDs); err != nil {
+		return err
+	}
+	if err := b.cold(ctx); err != nil {
+		return err
+	}
+	if err := b.burst(ctx, warmBodies, warmUIDs); err != nil {
+		return err
+	}
+	if c.profile > 0 {
+		if err := b.profiles(ctx, warmBodies, warmUIDs); err != nil {
+			return err
+		}
+	}
+	b.webhook.stop()
+	b.ceiling.stop()
+	if c.scaleNamespaces > 0 {
+		if err := b.scale(ctx); err != nil {
+			return err
+		}
+	}
+	b.printSummary(time.Since(began))
+	return nil
+}
+
+// bodies are n AdmissionReviews of set in namespace, pod i naming
+// serviceAccount(i), and their UIDs.
+func bodies(set, namespace string, n int, serviceAccount func(int) string) ([][]byte, []types.UID, error) {
+	b, err := fixture.Bodies(set, namespace, n, serviceAccount)
+	if err != nil {
+		return nil, nil, err
+	}
+	uids := make([]types.UID, n)
+	for i := range uids {
+		uids[i] = fixture.UID(set, i)
+	}
+	return b, uids, nil
+}
+
+// target is a request set for one server over one protocol, through the
+// client that server keeps for that protocol.
+func (b *bench) target(name, url string, proto loadgen.Protocol, bodies [][]byte, uids []types.UID,
+	expect func(*admissionv1.AdmissionResponse) error) (loadgen.Target, error) {
+	key := name + " " + string(proto)
+	hc := b.clients[key]
+	if hc == nil {
+		var err error
+		if hc, err = loadgen.NewClient(proto, b.env.WebhookInstallOptions.LocalServingCAData, 64); err != nil {
+			return loadgen.Target{}, err
+		}
+		b.clients[key] = hc
+	}
+	return loadgen.Target{URL: url, Client: hc, Protocol: proto, Bodies: bodies, UIDs: uids, Expect: expect}, nil
+}
+
+func expectNoPatch(r *admissionv1.AdmissionResponse) error {
+	if len(r.Patch) > 0 {
+		return fmt.Errorf("unexpected patch %.100s", r.Patch)
+	}
+	return nil
+}
+
+func expectPatch(r *admissionv1.AdmissionResponse) error {
+	if r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch || len(r.Patch) < 2 || r.Patch[0] != '[' {
+		return fmt.Errorf("no JSON patch in the answer (patchType %v, %d bytes)", r.PatchType, len(r.Patch))
+	}
+	return nil
+}
+
+// measured is one measured run of one server.
+type measured struct {
+	res     loadgen.Result
+	cpu     time.Duration
+	peakRSS int64
+	// metrics changed by the run (the webhook only).
+	metrics scrape.Metrics
+}
+
+// measure runs l against s through t, reading s's CPU time and peak RSS
+// from /proc around the run and, for the webhook, its metrics: after the
+// run, once the webhook's API traffic has gone quiet, so that what it sends
+// after answering (Events) counts in the run that caused it.
+func measure(ctx context.Context, s *server, t loadgen.Target, l loadgen.Load) (measured, error) {
+	var m measured
+	var before scrape.Metrics
+	var err error
+	if s.metrics != "" {
+		if before, err = scrape.Get(ctx, s.metrics); err != nil {
+			return m, err
+		}
+	}
+	_ = procstat.ResetPeak(s.pid()) // best effort: without it the peak is the process's
+	p0, err := procstat.Read(s.pid())
+	if err != nil {
+		return m, err
+	}
+	if m.res, err = loadgen.Run(ctx, t, l); err != nil {
+		return m, err
+	}
+	p1, err := procstat.Read(s.pid())
+	if err != nil {
+		return m, err
+	}
+	m.cpu, m.peakRSS = p1.CPU-p0.CPU, p1.PeakRSS
+	if s.metrics != "" {
+		after, err := quiet(ctx, s)
+		if err != nil {
+			return m, err
+		}
+		m.metrics = scrape.Delta(before, after)
+	}
+	return m, ctx.Err()
+}
+
+// quiet waits until the webhook has made no API request for a while (at
+// most 15 s) and returns its metrics then.
+func quiet(ctx context.Context, s *server) (scrape.Metrics, error) {
+	const still, poll, limit = 1500 * time.Millisecond, 250 * time.Millisecond, 15 * time.Second
+	last, err := scrape.Get(ctx, s.metrics)
+	if err != nil {
+		return nil, err
+	}
+	since, deadline := time.Now(), time.Now().Add(limit)
+	for time.Since(since) < still && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(poll):
+		}
+		m, err := scrape.Get(ctx, s.metrics)
+		if err != nil {
+			return nil, err
+		}
+		if m.Sum("rest_client_requests_total") != last.Sum("rest_client_requests_total") {
+			since = time.Now()
+		}
+		last = m
+	}
+	return last, nil
+}
+
+// total pools measured runs of one configuration.
+func total(ms []measured) measured {
+	var t measured
+	rs := make([]loadgen.Result, 0, len(ms))
+	t.metrics = scrape.Metrics{}
+	for _, m := range ms {
+		rs = append(rs, m.res)
+		t.cpu += m.cpu
+		t.peakRSS = max(t.peakRSS, m.peakRSS)
+		for k, v := range m.metrics {
+			t.metrics[k] += v
+		}
+	}
+	t.res = loadgen.Merge(rs...)
+	return t
+}
+
+// cpuPerThousand is server CPU seconds per 1000 admissions.
+func (m measured) cpuPerThousand() float64 {
+	if m.res.Requests == 0 {
+		return 0
+	}
+	return m.cpu.Seconds() / float64(m.res.Requests) * 1000
+}

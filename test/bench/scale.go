@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/token-projector/token-projector/test/bench/cachemem"
+)
+
+// scale measures the informer caches at scale in processes of their own:
+// the full population, then without RBAC objects and then namespaces only,
+// so that the cost splits by kind.
+func (b *bench) scale(ctx context.Context) error {
+	n, k := b.c.scaleNamespaces, b.c.scaleServiceAccounts
+	fmt.Printf("== informer cache memory: %d namespaces x %d ServiceAccounts (+ each namespace's default), each with Role and RoleBinding ==\n", n, k)
+	fmt.Println("   the webhook's own cache configuration (pkg/server), fed by a synthetic API server; live heap after a full GC")
+	full, err := cachememRun(ctx, b.c, n, k, true, filepath.Join(b.c.outDir, "cache.heap.pprof"))
+	if err != nil {
+		return err
+	}
+	noRBAC, err := cachememRun(ctx, b.c, n, k, false, "")
+	if err != nil {
+		return err
+	}
+	nsOnly, err := cachememRun(ctx, b.c, n, 0, false, "")
+	if err != nil {
+		return err
+	}
+	// The reconciler caches every pod of the cluster, cut down by its
+	// transform: 20 000 running, injected pods tell what one costs.
+	podNS := min(n, 2000)
+	pods, err := cachememRun(ctx, b.c, podNS, 0, false, "", "--pods=10")
+	if err != nil {
+		return err
+	}
+	for _, r := range []cachemem.Result{full, noRBAC, nsOnly, pods} {
+		fmt.Printf("   cached %-62s heap %7.1f MiB  RSS %7.1f MiB  synced in %s\n",
+			fmt.Sprint(r.Cached), mib(r.HeapBytes), mib(r.RSSBytes), r.Sync.Round(1e7))
+	}
+	sets := float64(n * k)
+	perNS := float64(nsOnly.HeapBytes) / float64(n)
+	perSA := float64(noRBAC.HeapBytes-nsOnly.HeapBytes) / float64(n*(k+1))
+	perRBAC := float64(full.HeapBytes-noRBAC.HeapBytes) / sets
+	perSet := float64(full.HeapBytes) / sets
+	perPod := (float64(pods.HeapBytes) - float64(podNS)*(perNS+perSA)) / float64(podNS*10)
+	fmt.Printf("   per Namespace %.0f B; per ServiceAccount %.0f B; per Role+RoleBinding %.0f B; per running pod %.0f B\n", perNS, perSA, perRBAC, perPod)
+	fmt.Printf("   per ServiceAccount/Role/RoleBinding set, everything included (namespaces, default accounts): %.0f B; RSS %.0f B\n", perSet, float64(full.RSSBytes)/sets)
+	fmt.Printf("   a cached ServiceAccount keeps: %v\n", full.Kept)
+	top, err := pprofTop(filepath.Join(b.c.outDir, "cache.heap.pprof"), "-sample_index=inuse_space", "-top", "-nodecount=12")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("-- go tool pprof -sample_index=inuse_space -top cache.heap.pprof\n%s\n", top)
+	b.summary.cacheSet = perSet
+	b.summary.cacheRan = true
+	return nil
+}
+
+func cachememRun(ctx context.Context, c config, namespaces, serviceAccounts int, rbac bool, heapProfile string, extra ...string) (cachemem.Result, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return cachemem.Result{}, err
+	}
+	args := []string{"cachemem", "--namespaces=" + strconv.Itoa(namespaces), "--service-accounts=" + strconv.Itoa(serviceAccounts),
+		"--rbac=" + strconv.FormatBool(rbac)}
+	if heapProfile != "" {
+		args = append(args, "--heap-profile="+heapProfile)
+	}
+	args = append(args, extra...)
+	cmd := exec.CommandContext(ctx, self, args...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		return cachemem.Result{}, fmt.Errorf("cachemem %v: %w: %s", args[1:], err, tail(errOut.String(), 2000))
+	}
+	var r cachemem.Result
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return r, fmt.Errorf("cachemem output: %w: %s", err, tail(out.String(), 500))
+	}
+	return r, nil
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "..." + s[len(s)-n:]
+}
+
+func mib(b int64) float64 { return float64(b) / (1 << 20) }
