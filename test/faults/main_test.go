@@ -1,0 +1,330 @@
+// Package faults runs the webhook against a real kube-apiserver while things
+// go wrong: the API server slow or unreachable in the middle of an ensure
+// (through a proxy on 127.0.0.1 that can hold or cut requests), the webhook
+// process killed with SIGKILL in a burst of admissions, its serving
+// certificate rotated under load, and callers without the client
+// certificate --client-ca requires.
+//
+// kube-apiserver here presents a client certificate to webhooks (through
+// its admission configuration) and trusts the webhook through a CA this
+// package makes, so that it can issue new serving certificates at will.
+package faults
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/rbac"
+	"github.com/token-projector/token-projector/pkg/server"
+	"github.com/token-projector/token-projector/test/testenv"
+)
+
+var (
+	env *testenv.Env
+	// servingCA signs the webhook's serving certificates; kube-apiserver
+	// trusts it through the webhook configuration's caBundle.
+	servingCA *ca
+	// clientCA signs the certificate kube-apiserver presents to webhooks.
+	clientCA *ca
+	// certs is the webhook's serving certificate directory.
+	certs *certDir
+	// workDir holds the files of this run.
+	workDir string
+	// webhookTimeout is the installed configuration's timeoutSeconds: how
+	// long kube-apiserver waits for the webhook.
+	webhookTimeout time.Duration
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		if env != nil {
+			_ = env.Stop()
+		}
+		return 1
+	}
+	defer func() {
+		_ = env.Stop()
+		_ = os.RemoveAll(workDir)
+	}()
+	return m.Run()
+}
+
+func setup() error {
+	var err error
+	if workDir, err = os.MkdirTemp("", "token-projector-faults-"); err != nil {
+		return err
+	}
+	if servingCA, err = newCA("serving-ca"); err != nil {
+		return err
+	}
+	if clientCA, err = newCA("webhook-client-ca"); err != nil {
+		return err
+	}
+	admissionConfig, err := apiserverClientCertificate()
+	if err != nil {
+		return err
+	}
+	if env, err = testenv.Start(testenv.Options{APIServerFlags: map[string]string{"admission-control-config-file": admissionConfig}}); err != nil {
+		return err
+	}
+	serving, err := servingCA.serving()
+	if err != nil {
+		return err
+	}
+	certPath := filepath.Join(workDir, "serving-certs")
+	if err := os.Mkdir(certPath, 0o755); err != nil {
+		return err
+	}
+	if certs, err = newCertDir(certPath, serving); err != nil {
+		return err
+	}
+	return trustServingCA(context.Background())
+}
+
+// apiserverClientCertificate writes kube-apiserver's admission
+// configuration: present a certificate signed by clientCA to every webhook.
+func apiserverClientCertificate() (string, error) {
+	cert, err := clientCA.client("kube-apiserver")
+	if err != nil {
+		return "", err
+	}
+	kubeconfig := clientcmdapi.NewConfig()
+	kubeconfig.AuthInfos["*"] = &clientcmdapi.AuthInfo{ClientCertificateData: cert.certPEM, ClientKeyData: cert.keyPEM}
+	kcPath := filepath.Join(workDir, "webhook-client.kubeconfig")
+	if err := clientcmd.WriteToFile(*kubeconfig, kcPath); err != nil {
+		return "", err
+	}
+	config := fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: %q
+`, kcPath)
+	path := filepath.Join(workDir, "admission-config.yaml")
+	return path, os.WriteFile(path, []byte(config), 0o644)
+}
+
+// trustServingCA points the installed webhook configuration at servingCA.
+func trustServingCA(ctx context.Context) error {
+	var hooks admissionregistrationv1.MutatingWebhookConfigurationList
+	if err := env.Admin.List(ctx, &hooks); err != nil {
+		return err
+	}
+	for i := range hooks.Items {
+		h := &hooks.Items[i]
+		for j := range h.Webhooks {
+			h.Webhooks[j].ClientConfig.CABundle = servingCA.pem
+			if s := h.Webhooks[j].TimeoutSeconds; s != nil {
+				webhookTimeout = time.Duration(*s) * time.Second
+			}
+		}
+		if err := env.Admin.Update(ctx, h); err != nil {
+			return err
+		}
+	}
+	if webhookTimeout == 0 {
+		return fmt.Errorf("the webhook configuration sets no timeoutSeconds")
+	}
+	return nil
+}
+
+// counter sums a counter of the in-process webhook's registry over the
+// series whose labels include match.
+func counter(t *testing.T, name string, match map[string]string) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range f.GetMetric() {
+			for k, v := range match {
+				found := false
+				for _, l := range m.GetLabel() {
+					if l.GetName() == k && l.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			total += m.GetCounter().GetValue()
+		}
+	}
+	return total
+}
+
+// serverOptions are the in-process webhook's options: this package's cert
+// directory, and rc (the proxy's config, say) instead of the direct one.
+func serverOptions(t *testing.T, rc *rest.Config) server.Options {
+	t.Helper()
+	o, err := env.ServerOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.CertDir = certs.dir
+	if rc != nil {
+		o.RestConfig = rc
+	}
+	return o
+}
+
+// startWebhook runs the webhook in-process until the test ends.
+func startWebhook(t *testing.T, o server.Options) {
+	t.Helper()
+	hook, err := testenv.StartWebhook(context.Background(), o, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := hook.Stop(); err != nil {
+			t.Errorf("stopping the webhook: %v", err)
+		}
+	})
+	waitAdmitting(t)
+}
+
+// waitAdmitting waits until kube-apiserver gets answers from the webhook
+// (it picks up a new caBundle, and the webhook its port, within moments).
+func waitAdmitting(t *testing.T) {
+	t.Helper()
+	ns := namespace(t)
+	waitFor(t, "kube-apiserver reaches the webhook", 30*time.Second, func() bool {
+		p := pod(ns, "")
+		err := env.Admin.Create(context.Background(), p)
+		return err == nil && len(p.Annotations[mutate.AnnotationStatus]) > 0
+	})
+}
+
+var nsCounter atomic.Int64
+
+func namespace(t *testing.T) string {
+	t.Helper()
+	name := fmt.Sprintf("faults-%d", nsCounter.Add(1))
+	if err := env.CreateNamespace(context.Background(), name, testenv.OptedIn()); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func pod(ns, sa string) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, GenerateName: "web-", Annotations: map[string]string{mutate.AnnotationAudience: "vault"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{
+			{Name: "app", Image: "nginx:1.27"}, {Name: "sidecar", Image: "envoy:1.30"},
+		}},
+	}
+	if sa != "" {
+		p.Annotations[mutate.AnnotationServiceAccount] = sa
+	}
+	return p
+}
+
+func identity(ns, sa string) []client.Object {
+	return []client.Object{
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
+	}
+}
+
+func exists(t *testing.T, o client.Object) bool {
+	t.Helper()
+	err := env.Admin.Get(context.Background(), client.ObjectKeyFromObject(o), o)
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+	return err == nil
+}
+
+// complete reports whether the identity's three objects exist, are ours and
+// are exactly what the builders make.
+func complete(t *testing.T, ns, sa string) bool {
+	t.Helper()
+	objs := identity(ns, sa)
+	for _, o := range objs {
+		if !exists(t, o) || !rbac.IsManaged(o) {
+			return false
+		}
+	}
+	role, rb := objs[1].(*rbacv1.Role), objs[2].(*rbacv1.RoleBinding)
+	want, wantRB := rbac.Role(ns, sa), rbac.RoleBinding(ns, sa)
+	return fmt.Sprint(role.Rules) == fmt.Sprint(want.Rules) &&
+		rb.RoleRef == wantRB.RoleRef && fmt.Sprint(rb.Subjects) == fmt.Sprint(wantRB.Subjects)
+}
+
+func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
+	t.Helper()
+	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, deadline, true, func(context.Context) (bool, error) {
+		return cond(), nil
+	}); err != nil {
+		t.Fatalf("%s: not within %s", what, deadline)
+	}
+}
+
+// tokenVolumes counts the webhook's volumes in a pod.
+func tokenVolumes(p *corev1.Pod) int {
+	n := 0
+	for _, v := range p.Spec.Volumes {
+		if v.Name == mutate.VolumeName {
+			n++
+		}
+	}
+	return n
+}
+
+// mutatedOnce reports whether the pod carries exactly one token volume and
+// one token mount per container, and the status annotation.
+func mutatedOnce(p *corev1.Pod) bool {
+	if tokenVolumes(p) != 1 || p.Annotations[mutate.AnnotationStatus] == "" {
+		return false
+	}
+	for _, c := range p.Spec.Containers {
+		n := 0
+		for _, m := range c.VolumeMounts {
+			if m.Name == mutate.VolumeName {
+				n++
+			}
+		}
+		if n != 1 {
+			return false
+		}
+	}
+	return true
+}
