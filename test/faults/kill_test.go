@@ -73,13 +73,14 @@ func startProcess(t *testing.T, bin, kubeconfig, logFile string) *webhookProcess
 }
 
 // kill sends SIGKILL, as an OOM kill or a node failure would, and waits for
-// the process to go.
-func (p *webhookProcess) kill() {
+// the process to go. It reports whether the process was still running.
+func (p *webhookProcess) kill() bool {
 	if p.cmd.ProcessState != nil {
-		return
+		return false
 	}
 	_ = p.cmd.Process.Kill()
-	_ = <-p.exited // "signal: killed"
+	err := <-p.exited // "signal: killed"
+	return err != nil
 }
 
 // counter reads a counter of the process's own /metrics, summed over the
