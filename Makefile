@@ -21,6 +21,15 @@ IMG ?= ghcr.io/token-projector/token-projector:dev
 # How long each fuzz target runs in `make test` and in `make fuzz`.
 FUZZTIME_SHORT ?= 20s
 FUZZTIME ?= 5m
+# The fuzz targets, as package:FuzzName (seed corpora in each package's
+# testdata/fuzz/FuzzName, which plain go test also runs).
+FUZZ_TARGETS ?= ./pkg/mutate:FuzzParse ./pkg/admission:FuzzAdmissionReview
+
+# go test -fuzz takes one target in one package at a time.
+define run-fuzz
+go test $(firstword $(subst :, ,$(1))) -run '^$$' -fuzz '^$(lastword $(subst :, ,$(1)))$$' -fuzztime $(2)
+
+endef
 
 GO_TEST_FLAGS ?= -timeout 45m
 
@@ -47,8 +56,20 @@ lint: golangci-lint ## Run golangci-lint (installed at a pinned version).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: vet lint helm-lint controlplane ## Run every test: unit, golden, chart, integration and end to end against a real kube-apiserver.
+test: vet lint helm-lint controlplane test-fuzz ## Run every test: unit, golden, fuzz (short), chart, integration, faults, load (short) and end to end against a real kube-apiserver.
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
+
+.PHONY: test-fuzz
+test-fuzz: ## Run each fuzz target for FUZZTIME_SHORT (20s; part of make test).
+	$(foreach t,$(FUZZ_TARGETS),$(call run-fuzz,$(t),$(FUZZTIME_SHORT)))
+
+.PHONY: fuzz
+fuzz: ## Run each fuzz target for FUZZTIME (5m); new failures land in testdata/fuzz.
+	$(foreach t,$(FUZZ_TARGETS),$(call run-fuzz,$(t),$(FUZZTIME)))
+
+.PHONY: load
+load: controlplane ## Run the long load test: 10 000 pods, 40 namespaces x 25 accounts, 64 clients, through a real kube-apiserver.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go test ./test/load -run '^TestLoad$$' -count=1 -timeout 60m -v -args -load-size=long
 
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver and etcd for the tests from pinned modules (cached in bin/k8s).
