@@ -681,3 +681,37 @@ func TestSchemaRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestValuesDocumented: every value a user sets in values.yaml has a comment
+// right above it that says what it does (Kubernetes objects passed through
+// as a whole, such as resources or securityContext, are documented as one).
+func TestValuesDocumented(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, render.ChartDir, "values.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	passthrough := []string{"resources", "podSecurityContext", "securityContext", "topologySpreadConstraints"}
+	var parent, previous string
+	checked := 0
+	for line := range strings.SplitSeq(string(b), "\n") {
+		trimmed := strings.TrimSpace(line)
+		indent := len(line) - len(strings.TrimLeft(line, " "))
+		key, value, isKey := strings.Cut(trimmed, ":")
+		if isKey && !strings.HasPrefix(trimmed, "#") && !strings.HasPrefix(trimmed, "-") && indent <= 2 {
+			if indent == 0 {
+				parent = key
+			}
+			leaf := strings.TrimSpace(value) != ""
+			if leaf && (indent != 2 || !slices.Contains(passthrough, parent)) {
+				checked++
+				if !strings.HasPrefix(previous, "#") {
+					t.Errorf("values.yaml: %q has no comment above it", trimmed)
+				}
+			}
+		}
+		previous = trimmed
+	}
+	if checked < 20 {
+		t.Fatalf("checked only %d values: the parser no longer understands values.yaml", checked)
+	}
+}
