@@ -107,7 +107,7 @@ func NewManager(o Options) (ctrl.Manager, error) {
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("webhook-serving", mgr.GetWebhookServer().StartedChecker()); err != nil {
+	if err := mgr.AddReadyzCheck("webhook-serving", servingChecker(mgr.GetWebhookServer(), o)); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("caches-synced", cachesSynced(mgr.GetCache())); err != nil {
@@ -118,7 +118,7 @@ func NewManager(o Options) (ctrl.Manager, error) {
 
 func restConfig(o Options) (*rest.Config, error) {
 	if o.RestConfig != nil {
-		return rest.CopyConfig(o.RestConfig), nil
+		return unthrottled(rest.CopyConfig(o.RestConfig)), nil
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = o.Kubeconfig

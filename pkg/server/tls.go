@@ -5,11 +5,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
 // tlsOptions hardens the webhook server's TLS: HTTP/1.1 only unless
@@ -95,4 +100,23 @@ func (c *clientCA) current() *x509.CertPool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.pool
+}
+
+// servingChecker is the webhook-serving readiness check. The stock one
+// completes a TLS handshake without a client certificate; with a client CA
+// the server side of that handshake fails and logs an error on every probe
+// (and under TLS 1.2 the probe itself would fail), so it only connects: the
+// listener is open once the server has started, with its certificate loaded.
+func servingChecker(srv webhook.Server, o Options) healthz.Checker {
+	if o.ClientCA == "" {
+		return srv.StartedChecker()
+	}
+	addr := net.JoinHostPort(o.WebhookHost, strconv.Itoa(o.WebhookPort))
+	return func(*http.Request) error {
+		conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+		if err != nil {
+			return fmt.Errorf("webhook server is not reachable: %w", err)
+		}
+		return conn.Close()
+	}
 }
