@@ -164,10 +164,7 @@ func cacheOptions(o Options) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{rbac.LabelManagedBy: rbac.ManagedBy})
 	opts := cache.Options{
 		DefaultTransform: trimForCache,
-		ByObject: map[client.Object]cache.ByObject{
-			&rbacv1.Role{}:        {Label: managed},
-			&rbacv1.RoleBinding{}: {Label: managed},
-		},
+		ByObject:         transformedObjects(managed),
 	}
 	// The reconciler's pods and workloads, cut down to what it reads.
 	maps.Copy(opts.ByObject, reconcile.CacheByObject(o.GCTTL > 0))

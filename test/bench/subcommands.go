@@ -6,6 +6,9 @@ import (
 	"flag"
 	"os"
 
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
 	"github.com/token-projector/token-projector/test/bench/cachemem"
 )
 
@@ -30,6 +33,7 @@ func cachememMain(ctx context.Context, args []string) error {
 		}
 		defer hp.Close()
 	}
+	ctrl.SetLogger(logr.Discard()) // client-go's informers log through it
 	var res cachemem.Result
 	var err error
 	if hp != nil {

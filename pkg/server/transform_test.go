@@ -1,0 +1,140 @@
+package server
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/rbac"
+)
+
+// asServed adds what kube-apiserver adds to an object, and what the
+// transforms must drop or keep.
+func asServed(m metav1.ObjectMeta) metav1.ObjectMeta {
+	m.UID = types.UID("8f4b7a52-1c3e-4d5f-9a6b-7c8d9e0f1a2b")
+	m.ResourceVersion = "4711"
+	m.CreationTimestamp = metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
+	m.Annotations = map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}
+	m.ManagedFields = []metav1.ManagedFieldsEntry{{Manager: "webhook", Operation: metav1.ManagedFieldsOperationUpdate}}
+	m.OwnerReferences = []metav1.OwnerReference{{Kind: "Deployment", Name: "x"}}
+	return m
+}
+
+// kept is what every reader of the caches may read of an object's metadata.
+func kept(m metav1.ObjectMeta) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+		CreationTimestamp: m.CreationTimestamp, DeletionTimestamp: m.DeletionTimestamp, Labels: m.Labels}
+}
+
+func TestTrimRoleKeepsWhatIsRead(t *testing.T) {
+	in := rbac.Role("demo", "nginx")
+	in.TypeMeta = metav1.TypeMeta{}
+	in.ObjectMeta = asServed(in.ObjectMeta)
+	want := in.DeepCopy()
+	want.ObjectMeta = kept(want.ObjectMeta)
+
+	out, err := trimRole(in.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.(*rbacv1.Role)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("trimmed Role (-want +got):\n%s", diff)
+	}
+	if reflect.ValueOf(got.Labels).Pointer() != reflect.ValueOf(managedLabels).Pointer() ||
+		&got.Rules[0].Verbs[0] != &sharedLists["create"][0] {
+		t.Error("the Role does not share the common label set and rule lists")
+	}
+	again, _ := trimRole(got.DeepCopy())
+	if diff := cmp.Diff(got, again); diff != "" {
+		t.Errorf("trimming twice differs (-once +twice):\n%s", diff)
+	}
+
+	// A Role of ours that was changed keeps what it grants, so that the
+	// Ensurer sees the change and refuses it.
+	changed := rbac.Role("demo", "nginx")
+	changed.Rules[0].Verbs = []string{"create", "get"}
+	changed.Rules[0].ResourceNames = []string{"other"}
+	out, _ = trimRole(changed.DeepCopy())
+	if diff := cmp.Diff(changed.Rules, out.(*rbacv1.Role).Rules); diff != "" {
+		t.Errorf("a changed Role's rules were altered (-want +got):\n%s", diff)
+	}
+}
+
+func TestTrimRoleBindingKeepsWhatIsRead(t *testing.T) {
+	in := rbac.RoleBinding("demo", "nginx")
+	in.TypeMeta = metav1.TypeMeta{}
+	in.ObjectMeta = asServed(in.ObjectMeta)
+	in.Labels = map[string]string{rbac.LabelManagedBy: rbac.ManagedBy, "team": "a"}
+	want := in.DeepCopy()
+	want.ObjectMeta = kept(want.ObjectMeta)
+
+	out, err := trimRoleBinding(in.DeepCopy())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, out.(*rbacv1.RoleBinding)); diff != "" {
+		t.Errorf("trimmed RoleBinding (-want +got):\n%s", diff)
+	}
+}
+
+func TestTrimServiceAccount(t *testing.T) {
+	ours := &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "meta.k8s.io/v1", Kind: "PartialObjectMetadata"},
+		ObjectMeta: asServed(rbac.ServiceAccount("demo", "nginx").ObjectMeta)}
+	ours.Labels["extra"] = "dropped"
+	out, _ := trimServiceAccount(ours.DeepCopy())
+	got := out.(*metav1.PartialObjectMetadata)
+	want := kept(ours.ObjectMeta)
+	want.Labels = map[string]string{rbac.LabelManagedBy: rbac.ManagedBy}
+	if diff := cmp.Diff(want, got.ObjectMeta); diff != "" || got.TypeMeta != ours.TypeMeta {
+		t.Errorf("trimmed ServiceAccount (-want +got):\n%s\ntype %v", diff, got.TypeMeta)
+	}
+	if !rbac.IsManaged(got) {
+		t.Error("our ServiceAccount no longer reads as ours")
+	}
+
+	foreign := &metav1.PartialObjectMetadata{ObjectMeta: asServed(metav1.ObjectMeta{Namespace: "demo", Name: "app", Labels: map[string]string{"app": "x"}})}
+	out, _ = trimServiceAccount(foreign)
+	if got := out.(*metav1.PartialObjectMetadata); got.Labels != nil || rbac.IsManaged(got) || got.UID == "" {
+		t.Errorf("foreign ServiceAccount: %+v", got.ObjectMeta)
+	}
+}
+
+func TestTrimNamespaceKeepsOptIn(t *testing.T) {
+	for _, tc := range []struct {
+		labels  map[string]string
+		optedIn bool
+	}{
+		{map[string]string{corev1.LabelMetadataName: "a", mutate.LabelInject: mutate.InjectEnabled}, true},
+		{map[string]string{corev1.LabelMetadataName: "a", mutate.LabelInject: "disabled"}, false},
+		{nil, false},
+	} {
+		now := metav1.Now()
+		ns := &metav1.PartialObjectMetadata{ObjectMeta: asServed(metav1.ObjectMeta{Name: "a", Labels: tc.labels, DeletionTimestamp: &now})}
+		out, _ := trimNamespace(ns)
+		got := out.(*metav1.PartialObjectMetadata)
+		if (got.Labels[mutate.LabelInject] == mutate.InjectEnabled) != tc.optedIn || len(got.Labels) > 1 {
+			t.Errorf("labels %v: kept %v", tc.labels, got.Labels)
+		}
+		if got.DeletionTimestamp == nil || got.UID == "" || got.Annotations != nil || got.ManagedFields != nil {
+			t.Errorf("labels %v: metadata %+v", tc.labels, got.ObjectMeta)
+		}
+	}
+}
+
+// A tombstone, or anything else, passes through untouched.
+func TestTransformsPassOtherObjects(t *testing.T) {
+	other := "tombstone"
+	for _, tr := range []func(any) (any, error){trimNamespace, trimServiceAccount, trimRole, trimRoleBinding} {
+		if out, err := tr(other); err != nil || out != other {
+			t.Errorf("transform changed %v into %v, %v", other, out, err)
+		}
+	}
+}
