@@ -648,6 +648,27 @@ func TestOptionalObjects(t *testing.T) {
 	}
 }
 
+// TestGrafanaDashboard: off by default; on, a ConfigMap carrying exactly the
+// dashboard file, labelled for Grafana's sidecar, in the namespace asked for.
+func TestGrafanaDashboard(t *testing.T) {
+	if o := render.OfKind(chart(t), "ConfigMap"); len(o) != 0 {
+		t.Errorf("ConfigMap rendered by default: %v", o)
+	}
+	objs := chart(t, "--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.namespace=monitoring")
+	var cm corev1.ConfigMap
+	into(t, objs, "ConfigMap", "token-projector-dashboard", &cm)
+	want, err := os.ReadFile(filepath.Join(root, "charts/token-projector/dashboards/token-projector.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cm.Data["token-projector.json"]; strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
+		t.Errorf("the ConfigMap does not carry the dashboard file (%d bytes, want %d)", len(got), len(want))
+	}
+	if cm.Namespace != "monitoring" || cm.Labels["grafana_dashboard"] != "1" {
+		t.Errorf("namespace %q labels %v", cm.Namespace, cm.Labels)
+	}
+}
+
 // TestSchemaRejects: a typo or a wrong type fails the install with a message
 // that names it, instead of being silently ignored.
 func TestSchemaRejects(t *testing.T) {

@@ -111,7 +111,7 @@ func TestManifestsPassServerSideDryRun(t *testing.T) {
 	}
 	withOptional := chart(t, "--set", "networkPolicy.enabled=true", "--set", "networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring",
 		"--set", "certManager.issuerRef.name=corp-ca", "--set", "certManager.issuerRef.kind=ClusterIssuer", "--set", "priorityClassName=system-cluster-critical",
-		"--set", "gc.enabled=true", "--set", "clientCA.configMap=apiserver-client-ca")
+		"--set", "gc.enabled=true", "--set", "clientCA.configMap=apiserver-client-ca", "--set", "grafanaDashboard.enabled=true")
 	for name, objs := range map[string][]*unstructured.Unstructured{
 		"chart defaults":        chart(t),
 		"chart namespaced RBAC": namespaced(t),
