@@ -114,8 +114,14 @@ func (r *Reconciler) now() time.Time {
 	return time.Now()
 }
 
+// reconcileTimeout bounds one reconcile, so that an API server that hangs
+// does not hold a worker: the request is retried with backoff.
+const reconcileTimeout = 30 * time.Second
+
 // Reconcile restores or collects one identity.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, reconcileTimeout)
+	defer cancel()
 	id := req.NamespacedName
 	log := logf.FromContext(ctx).WithValues("namespace", id.Namespace, "serviceAccount", id.Name)
 

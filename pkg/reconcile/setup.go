@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -14,10 +15,13 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
@@ -131,12 +135,12 @@ func TrimPod(obj any) (any, error) {
 }
 
 func trimmer(k workloadKind) toolscache.TransformFunc {
+	want := reflect.TypeOf(k.obj())
 	return func(obj any) (any, error) {
-		o, ok := obj.(client.Object)
-		if !ok || fmt.Sprintf("%T", o) != fmt.Sprintf("%T", k.obj()) {
-			return obj, nil
+		if reflect.TypeOf(obj) != want {
+			return obj, nil // a tombstone: left as it is
 		}
-		return k.trim(o), nil
+		return k.trim(obj.(client.Object)), nil
 	}
 }
 
@@ -205,7 +209,10 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 	b := ctrl.NewControllerManagedBy(mgr).
 		Named("token-identities").
 		WithOptions(controller.Options{MaxConcurrentReconciles: 2, SkipNameValidation: &skipNameValidation}).
-		Watches(&corev1.Pod{}, r.touching(func(o client.Object) []string { return []string{podAccount(&o.(*corev1.Pod).Spec)} })).
+		// A pod's account never changes, and only its creation and deletion
+		// matter here: its frequent status updates are skipped.
+		Watches(&corev1.Pod{}, r.touching(func(o client.Object) []string { return []string{podAccount(&o.(*corev1.Pod).Spec)} }),
+			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
 		Watches(&rbacv1.Role{}, r.managed(func(o client.Object) []string { return accountOfRBAC(o.GetName()) })).
 		Watches(&rbacv1.RoleBinding{}, r.managed(func(o client.Object) []string { return accountOfRBAC(o.GetName()) })).
 		WatchesMetadata(saMeta, r.managed(func(o client.Object) []string { return []string{o.GetName()} }))
