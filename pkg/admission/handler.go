@@ -56,14 +56,23 @@ type PodHandler struct {
 
 // Handle implements admission.Handler.
 func (h *PodHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	return h.handle(ctx, req, nil)
+}
+
+// handle admits req; decoded, if not nil, is its object already decoded
+// (NewPodWebhook decodes it with the review).
+func (h *PodHandler) handle(ctx context.Context, req admission.Request, decoded *corev1.Pod) admission.Response {
 	start := time.Now()
-	var pod corev1.Pod
-	v := h.admitPod(ctx, req, &pod)
-	h.record(ctx, req, v, subject{kind: "Pod", resource: resourcePod, meta: &pod.ObjectMeta, spec: &pod.Spec, object: &pod}, start)
+	pod := decoded
+	if pod == nil {
+		pod = &corev1.Pod{}
+	}
+	v := h.admitPod(ctx, req, pod, decoded != nil)
+	h.record(ctx, req, v, subject{kind: "Pod", resource: resourcePod, meta: &pod.ObjectMeta, spec: &pod.Spec, object: pod}, start)
 	return v.resp
 }
 
-func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *corev1.Pod) verdict {
+func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *corev1.Pod, decoded bool) verdict {
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
 		return skip(reasonNotHandled, "only pod creation is handled")
 	}
@@ -71,8 +80,10 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	// what the object is, and scanning it again costs a tenth of our CPU. Case
 	// sensitive, as kube-apiserver decodes: encoding/json would read "Spec" as
 	// spec, and the patch would then add to a "/spec" the object does not have.
-	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
-		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
+	if !decoded {
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
+			return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
+		}
 	}
 	if v, done := h.screen(ctx, req, &pod.ObjectMeta); done {
 		return v

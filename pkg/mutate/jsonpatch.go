@@ -52,7 +52,11 @@ func appendOp(path string, length int, value any) jsonpatch.JsonPatchOperation {
 	return jsonpatch.NewOperation("add", path+"/-", value)
 }
 
+// pointerEscaper is built once: building a Replacer per call was an eighth
+// of the webhook's allocations per admission (make bench-micro).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
 // escape encodes a map key as a JSON Pointer token (RFC 6901).
 func escape(key string) string {
-	return strings.NewReplacer("~", "~0", "/", "~1").Replace(key)
+	return pointerEscaper.Replace(key)
 }

@@ -30,7 +30,8 @@ func printHeader(c config) {
 	fmt.Println("ceiling: net/http TLS server, same certificate and TLS settings, encoding/json decode, answers allowed with the UID and no patch")
 	fmt.Println("requests: AdmissionReview (CREATE pod, ~5.5 KB) of a 4.8 KB pod: 3 containers + 1 init container, env, probes, resources, 4 volumes")
 	fmt.Printf("method: closed loop, TLS keep-alive; per protocol and concurrency %d interleaved rounds of %s per server after %s warm-up\n", c.rounds, c.slice, c.warmup)
-	fmt.Println("        CPU = utime+stime from /proc/<pid>/stat, peak RSS = VmHWM (reset per slice); ratio = webhook / ceiling")
+	fmt.Println("        CPU = utime+stime from /proc/<pid>/stat, peak RSS = VmHWM (reset per slice); ratio = webhook / ceiling;")
+	fmt.Println("        loadgen/1k = the load generator's own CPU seconds per 1000 requests (it shares the machine)")
 	fmt.Println()
 }
 
@@ -65,15 +66,15 @@ func readFile(name string) string {
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
 
 func printTableHeader() {
-	fmt.Printf("%-8s %4s  %-8s %9s %9s %9s %9s %9s %7s %10s %9s\n",
-		"protocol", "conc", "server", "req/s", "p50", "p90", "p99", "max", "errors", "cpu-s/1k", "peak-RSS")
+	fmt.Printf("%-8s %4s  %-8s %9s %9s %9s %9s %9s %7s %10s %9s %10s\n",
+		"protocol", "conc", "server", "req/s", "p50", "p90", "p99", "max", "errors", "cpu-s/1k", "peak-RSS", "loadgen/1k")
 }
 
 func printRow(proto loadgen.Protocol, conc int, name string, m measured) {
 	r := m.res
-	fmt.Printf("%-8s %4d  %-8s %9.0f %9s %9s %9s %9s %7d %10.3f %7.1fMiB\n",
+	fmt.Printf("%-8s %4d  %-8s %9.0f %9s %9s %9s %9s %7d %10.3f %7.1fMiB %10.3f\n",
 		proto, conc, name, r.Throughput(), ms(r.Quantile(.5)), ms(r.Quantile(.9)), ms(r.Quantile(.99)), ms(r.Max()),
-		r.Errors, m.cpuPerThousand(), mib(m.peakRSS))
+		r.Errors, m.cpuPerThousand(), mib(m.peakRSS), m.loadCPUPerThousand())
 }
 
 func printPair(p pair) {

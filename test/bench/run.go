@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"go.uber.org/zap/zapcore"
@@ -117,7 +118,7 @@ func bodies(set, namespace string, n int, serviceAccount func(int) string) ([][]
 // target is a request set for one server over one protocol, through the
 // client that server keeps for that protocol.
 func (b *bench) target(name, url string, proto loadgen.Protocol, bodies [][]byte, uids []types.UID,
-	expect func(*admissionv1.AdmissionResponse) error) (loadgen.Target, error) {
+	expect func(*loadgen.Answer) error) (loadgen.Target, error) {
 	key := name + " " + string(proto)
 	hc := b.clients[key]
 	if hc == nil {
@@ -130,16 +131,17 @@ func (b *bench) target(name, url string, proto loadgen.Protocol, bodies [][]byte
 	return loadgen.Target{URL: url, Client: hc, Protocol: proto, Bodies: bodies, UIDs: uids, Expect: expect}, nil
 }
 
-func expectNoPatch(r *admissionv1.AdmissionResponse) error {
+func expectNoPatch(r *loadgen.Answer) error {
 	if len(r.Patch) > 0 {
 		return fmt.Errorf("unexpected patch %.100s", r.Patch)
 	}
 	return nil
 }
 
-func expectPatch(r *admissionv1.AdmissionResponse) error {
-	if r.PatchType == nil || *r.PatchType != admissionv1.PatchTypeJSONPatch || len(r.Patch) < 2 || r.Patch[0] != '[' {
-		return fmt.Errorf("no JSON patch in the answer (patchType %v, %d bytes)", r.PatchType, len(r.Patch))
+// expectPatch wants a JSON Patch: base64 of "[{" is "W3".
+func expectPatch(r *loadgen.Answer) error {
+	if r.PatchType == nil || *r.PatchType != string(admissionv1.PatchTypeJSONPatch) || !strings.HasPrefix(r.Patch, "W3") {
+		return fmt.Errorf("no JSON patch in the answer (patchType %v, %.20q)", r.PatchType, r.Patch)
 	}
 	return nil
 }
@@ -149,6 +151,9 @@ type measured struct {
 	res     loadgen.Result
 	cpu     time.Duration
 	peakRSS int64
+	// loadCPU is the load generator's own CPU time over the run: it shares
+	// the machine with the server.
+	loadCPU time.Duration
 	// metrics changed by the run (the webhook only).
 	metrics scrape.Metrics
 }
@@ -171,6 +176,10 @@ func measure(ctx context.Context, s *server, t loadgen.Target, l loadgen.Load) (
 	if err != nil {
 		return m, err
 	}
+	self0, err := procstat.Read(os.Getpid())
+	if err != nil {
+		return m, err
+	}
 	if m.res, err = loadgen.Run(ctx, t, l); err != nil {
 		return m, err
 	}
@@ -178,7 +187,11 @@ func measure(ctx context.Context, s *server, t loadgen.Target, l loadgen.Load) (
 	if err != nil {
 		return m, err
 	}
-	m.cpu, m.peakRSS = p1.CPU-p0.CPU, p1.PeakRSS
+	self1, err := procstat.Read(os.Getpid())
+	if err != nil {
+		return m, err
+	}
+	m.cpu, m.peakRSS, m.loadCPU = p1.CPU-p0.CPU, p1.PeakRSS, self1.CPU-self0.CPU
 	if s.metrics != "" {
 		after, err := quiet(ctx, s)
 		if err != nil {
@@ -224,6 +237,7 @@ func total(ms []measured) measured {
 	for _, m := range ms {
 		rs = append(rs, m.res)
 		t.cpu += m.cpu
+		t.loadCPU += m.loadCPU
 		t.peakRSS = max(t.peakRSS, m.peakRSS)
 		for k, v := range m.metrics {
 			t.metrics[k] += v
@@ -234,9 +248,14 @@ func total(ms []measured) measured {
 }
 
 // cpuPerThousand is server CPU seconds per 1000 admissions.
-func (m measured) cpuPerThousand() float64 {
-	if m.res.Requests == 0 {
+func (m measured) cpuPerThousand() float64 { return perThousand(m.cpu, m.res.Requests) }
+
+// loadCPUPerThousand is the load generator's CPU seconds per 1000 requests.
+func (m measured) loadCPUPerThousand() float64 { return perThousand(m.loadCPU, m.res.Requests) }
+
+func perThousand(d time.Duration, n int) float64 {
+	if n == 0 {
 		return 0
 	}
-	return m.cpu.Seconds() / float64(m.res.Requests) * 1000
+	return d.Seconds() / float64(n) * 1000
 }

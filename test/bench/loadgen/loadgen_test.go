@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/token-projector/token-projector/test/bench/ceiling"
@@ -53,7 +52,7 @@ func TestLoadAgainstTheCeiling(t *testing.T) {
 	for i := range uids {
 		uids[i] = fixture.UID("smoke", i)
 	}
-	noPatch := func(r *admissionv1.AdmissionResponse) error {
+	noPatch := func(r *loadgen.Answer) error {
 		if len(r.Patch) > 0 {
 			return errors.New("patched")
 		}
@@ -81,7 +80,7 @@ func TestLoadAgainstTheCeiling(t *testing.T) {
 			}
 
 			// A check that fails is an error of the run, with a sample.
-			target.Expect = func(*admissionv1.AdmissionResponse) error { return errors.New("want a patch") }
+			target.Expect = func(*loadgen.Answer) error { return errors.New("want a patch") }
 			res, err = loadgen.Run(ctx, target, loadgen.Load{Concurrency: 2, MaxRequests: 10})
 			if err != nil {
 				t.Fatal(err)
