@@ -82,6 +82,9 @@ type unversionedReview struct {
 	admissionv1.AdmissionReview
 }
 
+// fuzzWebhook is controller-runtime's admission.Webhook around a handler
+// with a fake namespace cache and ens; panics are not recovered, so that
+// they fail the test.
 func fuzzWebhook(ens tpadmission.Ensurer) *admission.Webhook {
 	optedIn := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fuzzOptedIn, Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}
 	other := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fuzzNotOpted}}
@@ -99,7 +102,7 @@ func fuzzWebhook(ens tpadmission.Ensurer) *admission.Webhook {
 // FuzzAdmissionReview posts arbitrary bytes to the pod webhook's HTTP handler
 // as kube-apiserver (or anyone on the pod network) would. Properties:
 //   - no panic, and never a 500 (the Ensurer and cache here cannot fail, so
-//     a 500 could only be bad input mistaken for our own failure);
+//     a 500 is a recovered panic or bad input mistaken for our own failure);
 //   - a review that decodes gets its request UID echoed;
 //   - the patch is add-only, applies cleanly (with the JSON Patch library
 //     kube-apiserver uses) to the object as sent, and the result passes
@@ -112,9 +115,12 @@ func fuzzWebhook(ens tpadmission.Ensurer) *admission.Webhook {
 // Seeds: testdata/fuzz/FuzzAdmissionReview.
 func FuzzAdmissionReview(f *testing.F) {
 	logf.SetLogger(logr.Discard())
-	// Built once: each fuzz worker runs its inputs one at a time.
+	// Built once: each fuzz worker runs its inputs one at a time. The pod
+	// webhook as pkg/server registers it: its own review decoding, handing
+	// what it does not take to admission.Webhook. A panic in its path comes
+	// back as a 500, which fails the test too.
 	ens := &recordingEnsurer{}
-	wh := fuzzWebhook(ens)
+	wh := tpadmission.NewPodWebhook(fuzzWebhook(ens).Handler.(*tpadmission.PodHandler))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ens.taken()
 		resp := serve(t, wh, body)
@@ -172,7 +178,7 @@ func FuzzAdmissionReview(f *testing.F) {
 
 // serve posts body to the webhook and decodes its answer, which must always
 // be a 200 carrying an AdmissionReview response.
-func serve(t *testing.T, wh *admission.Webhook, body []byte) *admissionv1.AdmissionResponse {
+func serve(t *testing.T, wh http.Handler, body []byte) *admissionv1.AdmissionResponse {
 	t.Helper()
 	r := httptest.NewRequest(http.MethodPost, tpadmission.PodsPath, bytes.NewReader(body))
 	r.Header.Set("Content-Type", "application/json")
