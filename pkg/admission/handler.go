@@ -101,8 +101,10 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	if res.Changes.Empty() {
 		return verdict{resp: admission.Allowed("already injected").WithWarnings(res.Warnings...), outcome: outcomeUnchanged, reason: reasonInjected}
 	}
+	// The log line needs no Apply: it names the account from the annotation
+	// first, as the patch sets it (Apply was an eighth of the bytes
+	// allocated per admission).
 	ops := patchOps(pod, &res.Changes)
-	res.Changes.Apply(pod) // for the log line: the pod as it will run
 	return verdict{resp: admission.Patched("", ops...).WithWarnings(res.Warnings...), outcome: outcomeMutated, reason: reasonInjected}
 }
 

@@ -74,7 +74,10 @@ func run(ctx context.Context, c config) error {
 		return err
 	}
 	defer b.ceiling.stop()
-	fmt.Printf("started in %s: control plane, webhook (pid %d), ceiling (pid %d)\n\n", time.Since(began).Round(time.Second), b.webhook.pid(), b.ceiling.pid())
+	fmt.Printf("started in %s: control plane, webhook (pid %d), ceiling (pid %d)\n", time.Since(began).Round(time.Second), b.webhook.pid(), b.ceiling.pid())
+	if err := b.printAtRest(ctx); err != nil {
+		return err
+	}
 
 	if err := b.warm(ctx, warmBodies, warmUIDs); err != nil {
 		return err
@@ -98,6 +101,26 @@ func run(ctx context.Context, c config) error {
 		}
 	}
 	b.printSummary(time.Since(began))
+	return nil
+}
+
+// printAtRest prints the servers' memory before any load: the webhook's
+// with its caches synced.
+func (b *bench) printAtRest(ctx context.Context) error {
+	w, err := procstat.Read(b.webhook.pid())
+	if err != nil {
+		return err
+	}
+	c, err := procstat.Read(b.ceiling.pid())
+	if err != nil {
+		return err
+	}
+	m, err := scrape.Get(ctx, b.webhook.metrics)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("at rest: webhook RSS %.1f MiB (Go heap in use %.1f MiB, Go runtime total %.1f MiB), ceiling RSS %.1f MiB\n\n",
+		mib(w.RSS), m.Sum("go_memstats_heap_inuse_bytes")/(1<<20), m.Sum("go_memstats_sys_bytes")/(1<<20), mib(c.RSS))
 	return nil
 }
 
