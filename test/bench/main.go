@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -62,6 +63,9 @@ type config struct {
 
 	scaleNamespaces      int
 	scaleServiceAccounts int
+
+	// webhookEnv is added to the webhook's environment (GOGC, GOMEMLIMIT).
+	webhookEnv []string
 }
 
 func benchMain(ctx context.Context, args []string) error {
@@ -78,6 +82,13 @@ func benchMain(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.profile, "profile", 8*time.Second, "Length of the CPU profiles (0 skips them).")
 	fs.IntVar(&c.scaleNamespaces, "scale-namespaces", 10000, "Namespaces of the cache-memory measurement (0 skips it).")
 	fs.IntVar(&c.scaleServiceAccounts, "scale-service-accounts", 10, "ServiceAccounts, each with its Role and RoleBinding, per namespace of the cache-memory measurement.")
+	fs.Func("webhook-env", "KEY=VALUE added to the webhook's environment, to measure Go runtime settings (GOGC=50, GOMEMLIMIT=24MiB); repeatable.", func(s string) error {
+		if !strings.Contains(s, "=") {
+			return fmt.Errorf("want KEY=VALUE, got %q", s)
+		}
+		c.webhookEnv = append(c.webhookEnv, s)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

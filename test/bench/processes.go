@@ -120,6 +120,7 @@ func startWebhook(ctx context.Context, env *testenv.Env, c config) (*server, err
 		// fall back to HTTP/1.1, so both protocols are measured.
 		"--enable-http2",
 	)
+	cmd.Env = append(os.Environ(), c.webhookEnv...)
 	s, err := start("webhook", cmd, filepath.Join(c.outDir, "webhook.log"))
 	if err != nil {
 		return nil, err

@@ -26,7 +26,7 @@ func printHeader(c config) {
 	fmt.Printf("token-projector benchmark, %s\n", time.Now().UTC().Format(time.RFC3339))
 	fmt.Printf("machine: %s\n", machine())
 	fmt.Printf("load average at start: %s", readFile("/proc/loadavg"))
-	fmt.Printf("webhook: %s (CGO_ENABLED=0 go build -trimpath ./cmd/webhook, run as a subprocess with the shipped RBAC's identity)\n", c.webhookBin)
+	fmt.Printf("webhook: %s (CGO_ENABLED=0 go build -trimpath ./cmd/webhook, run as a subprocess with the shipped RBAC's identity) %s\n", c.webhookBin, strings.Join(c.webhookEnv, " "))
 	fmt.Println("ceiling: net/http TLS server, same certificate and TLS settings, encoding/json decode, answers allowed with the UID and no patch")
 	fmt.Println("requests: AdmissionReview (CREATE pod, ~5.5 KB) of a 4.8 KB pod: 3 containers + 1 init container, env, probes, resources, 4 volumes")
 	fmt.Printf("method: closed loop, TLS keep-alive; per protocol and concurrency %d interleaved rounds of %s per server after %s warm-up\n", c.rounds, c.slice, c.warmup)
@@ -134,9 +134,10 @@ func (b *bench) printSummary(took time.Duration) {
 	throughput := p64.webhook.res.Throughput() / p64.ceiling.res.Throughput()
 	p99 := float64(p1.webhook.res.Quantile(.99)) / float64(p1.ceiling.res.Quantile(.99))
 	cpu := p64.webhook.cpuPerThousand() / p64.ceiling.cpuPerThousand()
-	var peak int64
+	var peak, anon int64
 	for _, p := range s.warm {
 		peak = max(peak, p.webhook.peakRSS)
+		anon = max(anon, p.webhook.anonRSS)
 	}
 	fmt.Printf("== summary (warm figures over HTTP/2, as ratios to the ceiling of this run; %s in all) ==\n", took.Round(time.Second))
 	fmt.Printf("load average at end: %s", readFile("/proc/loadavg"))
@@ -151,6 +152,7 @@ func (b *bench) printSummary(took time.Duration) {
 	fmt.Printf("%-44s %-22s %-16s %s\n", "warm CPU per request at concurrency 64", fmt.Sprintf("%.2fx ceiling", cpu), "<= 2.00x", verdict(cpu <= 2))
 	fmt.Printf("%-44s %-22s %-16s %s\n", "warm p99 at concurrency 1", fmt.Sprintf("%.2fx ceiling", p99), "<= 2.00x", verdict(p99 <= 2))
 	fmt.Printf("%-44s %-22s %-16s %s\n", "warm peak RSS under load (all runs)", fmt.Sprintf("%.1f MiB", mib(peak)), "<= 40 MiB", verdict(mib(peak) <= 40))
+	fmt.Printf("%-44s %-22s %-16s %s\n", "  of which anonymous, end of a run (max)", fmt.Sprintf("%.1f MiB", mib(anon)), "", "")
 	fmt.Printf("%-44s %-22s %-16s %s\n", "warm API calls", fmt.Sprintf("%.0f in %.0f admissions", s.warmCalls.total(), s.warmCalls.admissions), "0", verdict(s.warmCalls.total() == 0))
 	for _, r := range s.cold {
 		n := float64(max(r.m.res.Requests, 1))

@@ -119,8 +119,8 @@ func (b *bench) printAtRest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("at rest: webhook RSS %.1f MiB (Go heap in use %.1f MiB, Go runtime total %.1f MiB), ceiling RSS %.1f MiB\n\n",
-		mib(w.RSS), m.Sum("go_memstats_heap_inuse_bytes")/(1<<20), m.Sum("go_memstats_sys_bytes")/(1<<20), mib(c.RSS))
+	fmt.Printf("at rest: webhook RSS %.1f MiB (anonymous %.1f MiB; Go heap in use %.1f MiB, Go runtime total %.1f MiB), ceiling RSS %.1f MiB (anonymous %.1f MiB)\n\n",
+		mib(w.RSS), mib(w.AnonRSS), m.Sum("go_memstats_heap_inuse_bytes")/(1<<20), m.Sum("go_memstats_sys_bytes")/(1<<20), mib(c.RSS), mib(c.AnonRSS))
 	return nil
 }
 
@@ -174,6 +174,8 @@ type measured struct {
 	res     loadgen.Result
 	cpu     time.Duration
 	peakRSS int64
+	// anonRSS is the anonymous part of the RSS at the end of the run.
+	anonRSS int64
 	// loadCPU is the load generator's own CPU time over the run: it shares
 	// the machine with the server.
 	loadCPU time.Duration
@@ -214,7 +216,7 @@ func measure(ctx context.Context, s *server, t loadgen.Target, l loadgen.Load) (
 	if err != nil {
 		return m, err
 	}
-	m.cpu, m.peakRSS, m.loadCPU = p1.CPU-p0.CPU, p1.PeakRSS, self1.CPU-self0.CPU
+	m.cpu, m.peakRSS, m.anonRSS, m.loadCPU = p1.CPU-p0.CPU, p1.PeakRSS, p1.AnonRSS, self1.CPU-self0.CPU
 	if s.metrics != "" {
 		after, err := quiet(ctx, s)
 		if err != nil {
@@ -262,6 +264,7 @@ func total(ms []measured) measured {
 		t.cpu += m.cpu
 		t.loadCPU += m.loadCPU
 		t.peakRSS = max(t.peakRSS, m.peakRSS)
+		t.anonRSS = max(t.anonRSS, m.anonRSS)
 		for k, v := range m.metrics {
 			t.metrics[k] += v
 		}

@@ -20,6 +20,10 @@ type Sample struct {
 	// RSS is the resident set size now, and PeakRSS its high-water mark
 	// (since the start, or since the last ResetPeak), in bytes.
 	RSS, PeakRSS int64
+	// AnonRSS is the part of RSS that is the process's own memory (heap,
+	// stacks); the rest is mostly the binary's pages, shared and
+	// reclaimable.
+	AnonRSS int64
 }
 
 // Read samples process pid.
@@ -61,6 +65,8 @@ func Read(pid int) (Sample, error) {
 			s.RSS, err = kiB(value)
 		case "VmHWM":
 			s.PeakRSS, err = kiB(value)
+		case "RssAnon":
+			s.AnonRSS, err = kiB(value)
 		}
 		if err != nil {
 			return Sample{}, fmt.Errorf("/proc/%d/status %s: %w", pid, key, err)

@@ -16,8 +16,8 @@ func TestReadSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.CPU <= 0 || s.RSS <= 0 || s.PeakRSS < s.RSS {
-		t.Errorf("sample %+v: want CPU > 0, RSS > 0, peak >= RSS", s)
+	if s.CPU <= 0 || s.RSS <= 0 || s.PeakRSS < s.RSS || s.AnonRSS <= 0 || s.AnonRSS > s.RSS {
+		t.Errorf("sample %+v: want CPU > 0, RSS > 0, peak >= RSS >= anonymous RSS > 0", s)
 	}
 	if clockTicks <= 0 {
 		t.Errorf("clock ticks %d", clockTicks)
