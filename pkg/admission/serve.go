@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -195,12 +196,53 @@ func (wh *podWebhook) handle(ctx context.Context, req admission.Request, pod *co
 	}()
 	log := wh.logger(&req)
 	resp = wh.handler.handle(logf.IntoContext(ctx, log), req, pod)
+	if patch, ok := encodePatch(resp.Patches); ok {
+		patchType := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType, resp.Patches = patch, &patchType, nil
+	}
 	if err := resp.Complete(req); err != nil {
 		log.Error(err, "unable to encode response")
 		resp = admission.Errored(http.StatusInternalServerError, fmt.Errorf("unable to encode response"))
 		resp.UID = req.UID
 	}
 	return resp
+}
+
+// encodePatch writes the bytes Response.Complete's json.Marshal of ops
+// would, without the detour through each operation's MarshalJSON and the
+// re-scan of its output: half the cost, which was a twelfth of the
+// webhook's CPU (make bench profile). An operation without a value (never
+// ours) is left to Complete.
+func encodePatch(ops []jsonpatch.JsonPatchOperation) ([]byte, bool) {
+	if len(ops) == 0 {
+		return nil, false
+	}
+	var buf bytes.Buffer
+	buf.Grow(2048) // our patches are about 1.5 KB
+	enc := json.NewEncoder(&buf) // escapes HTML as json.Marshal does
+	field := func(name string, v any) bool {
+		buf.WriteString(name)
+		if err := enc.Encode(v); err != nil {
+			return false
+		}
+		buf.Truncate(buf.Len() - 1) // Encode ends with a newline
+		return true
+	}
+	buf.WriteByte('[')
+	for i := range ops {
+		if ops[i].Value == nil {
+			return nil, false
+		}
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		if !field(`{"op":`, ops[i].Operation) || !field(`,"path":`, ops[i].Path) || !field(`,"value":`, ops[i].Value) {
+			return nil, false
+		}
+		buf.WriteByte('}')
+	}
+	buf.WriteByte(']')
+	return buf.Bytes(), true
 }
 
 // logger is admission.Webhook's: the "admission" logger with the request's
