@@ -218,7 +218,7 @@ func encodePatch(ops []jsonpatch.JsonPatchOperation) ([]byte, bool) {
 		return nil, false
 	}
 	var buf bytes.Buffer
-	buf.Grow(2048) // our patches are about 1.5 KB
+	buf.Grow(2048)               // our patches are about 1.5 KB
 	enc := json.NewEncoder(&buf) // escapes HTML as json.Marshal does
 	field := func(name string, v any) bool {
 		buf.WriteString(name)
