@@ -217,9 +217,11 @@ func encodePatch(ops []jsonpatch.JsonPatchOperation) ([]byte, bool) {
 	if len(ops) == 0 {
 		return nil, false
 	}
+	// Our patches are about 1.5 KB; the Encoder escapes HTML as
+	// json.Marshal does.
 	var buf bytes.Buffer
-	buf.Grow(2048)               // our patches are about 1.5 KB
-	enc := json.NewEncoder(&buf) // escapes HTML as json.Marshal does
+	buf.Grow(2048)
+	enc := json.NewEncoder(&buf)
 	field := func(name string, v any) bool {
 		buf.WriteString(name)
 		if err := enc.Encode(v); err != nil {
