@@ -63,7 +63,7 @@ var stages = []struct{ label, function string }{
 	{"TLS: reading and decrypting", "crypto/tls.(*Conn).Read"},
 	{"TLS: encrypting and writing", "crypto/tls.(*Conn).Write"},
 	{"HTTP/2 server frame loop", "net/http.(*http2serverConn).serve"},
-	{"HTTP/1.1 connection loop", "net/http.(*conn).serve"},
+	{"net/http connection goroutine (TLS handshake; HTTP/1.1 requests, HTTP/2 runs under it)", "net/http.(*conn).serve"},
 	{"pod webhook (NewPodWebhook): decode, handle, answer", "github.com/token-projector/token-projector/pkg/admission.(*podWebhook).ServeHTTP"},
 	{"controller-runtime admission.Webhook.ServeHTTP (general path)", "sigs.k8s.io/controller-runtime/pkg/webhook/admission.(*Webhook).ServeHTTP"},
 	{"  universal deserializer (AdmissionReview)", "k8s.io/apimachinery/pkg/runtime/serializer/json.(*Serializer).Decode"},
