@@ -71,8 +71,8 @@ type config struct {
 func benchMain(ctx context.Context, args []string) error {
 	c := config{}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.StringVar(&c.webhookBin, "webhook", "bin/webhook", "The webhook binary to measure (make build).")
-	fs.StringVar(&c.ceilingBin, "ceiling", "bin/ceiling", "The ceiling binary (go build ./test/bench/cmd/ceiling).")
+	fs.StringVar(&c.webhookBin, "webhook", "", "The webhook binary to measure; empty builds cmd/webhook as the Dockerfile does.")
+	fs.StringVar(&c.ceilingBin, "ceiling", "", "The ceiling binary; empty builds test/bench/cmd/ceiling with the same flags.")
 	fs.StringVar(&c.outDir, "out", "bin/bench-out", "Directory for the run's by-products: profiles, the webhook's log.")
 	fs.IntVar(&c.rounds, "rounds", 3, "Interleaved rounds per protocol and concurrency: each measures the ceiling and the webhook.")
 	fs.DurationVar(&c.slice, "slice", 4*time.Second, "Measured time of each server in each round.")
@@ -102,5 +102,6 @@ func benchMain(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(c.outDir, 0o755); err != nil {
 		return err
 	}
-	return run(ctx, c)
+	_, err = run(ctx, c)
+	return err
 }

@@ -177,6 +177,31 @@ func startCeiling(ctx context.Context, env *testenv.Env, c config, probe loadgen
 	}
 }
 
+// buildBinaries builds what c does not name: the webhook as the Dockerfile
+// builds it (testenv.BuildWebhook: CGO_ENABLED=0, -trimpath, -ldflags=-s -w)
+// and the ceiling with the same flags, into c.outDir.
+func buildBinaries(c *config) error {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return err
+	}
+	if c.webhookBin == "" {
+		if c.webhookBin, err = testenv.BuildWebhook(root, c.outDir); err != nil {
+			return err
+		}
+	}
+	if c.ceilingBin == "" {
+		c.ceilingBin = filepath.Join(c.outDir, "ceiling")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", c.ceilingBin, "./test/bench/cmd/ceiling")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building the ceiling: %w\n%s", err, out)
+		}
+	}
+	return nil
+}
+
 // writeKubeconfig writes cfg (a client-certificate identity) as the
 // kubeconfig the webhook binary is given.
 func writeKubeconfig(cfg *rest.Config, file string) error {

@@ -40,68 +40,80 @@ type bench struct {
 	summary summary
 }
 
-func run(ctx context.Context, c config) error {
+// run runs the benchmark, prints its report and returns its summary.
+func run(ctx context.Context, c config) (*summary, error) {
+	b, err := runBench(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return &b.summary, nil
+}
+
+func runBench(ctx context.Context, c config) (*bench, error) {
 	// The control plane's chatter stays out of the report.
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	began := time.Now()
+	if err := buildBinaries(&c); err != nil {
+		return nil, err
+	}
 	printHeader(c)
 
 	env, err := testenv.Start(testenv.Options{})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = env.Stop() }()
 	for _, ns := range []string{nsWarm, nsCold, nsBurst} {
 		if err := env.CreateNamespace(ctx, ns, testenv.OptedIn()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	b := &bench{c: c, env: env, clients: map[string]*http.Client{}}
 
 	warmBodies, warmUIDs, err := bodies("warm", nsWarm, 256, func(int) string { return "warm" })
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if b.webhook, err = startWebhook(ctx, env, c); err != nil {
-		return err
+		return nil, err
 	}
 	defer b.webhook.stop()
 	probe, err := b.target("ceiling", "", loadgen.HTTP2, warmBodies, warmUIDs, expectNoPatch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if b.ceiling, err = startCeiling(ctx, env, c, probe); err != nil {
-		return err
+		return nil, err
 	}
 	defer b.ceiling.stop()
 	fmt.Printf("started in %s: control plane, webhook (pid %d), ceiling (pid %d)\n", time.Since(began).Round(time.Second), b.webhook.pid(), b.ceiling.pid())
 	if err := b.printAtRest(ctx); err != nil {
-		return err
+		return nil, err
 	}
 
 	if err := b.warm(ctx, warmBodies, warmUIDs); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.cold(ctx); err != nil {
-		return err
+		return nil, err
 	}
 	if err := b.burst(ctx, warmBodies, warmUIDs); err != nil {
-		return err
+		return nil, err
 	}
 	if c.profile > 0 {
 		if err := b.profiles(ctx, warmBodies, warmUIDs); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	b.webhook.stop()
 	b.ceiling.stop()
 	if c.scaleNamespaces > 0 {
 		if err := b.scale(ctx); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	b.printSummary(time.Since(began))
-	return nil
+	return b, nil
 }
 
 // printAtRest prints the servers' memory before any load: the webhook's
@@ -227,10 +239,15 @@ func measure(ctx context.Context, s *server, t loadgen.Target, l loadgen.Load) (
 	return m, ctx.Err()
 }
 
-// quiet waits until the webhook has made no API request for a while (at
+// quietFor is how long the webhook must make no API request for its
+// traffic to count as over (the smoke test shortens it).
+var quietFor = 1500 * time.Millisecond
+
+// quiet waits until the webhook has made no API request for quietFor (at
 // most 15 s) and returns its metrics then.
 func quiet(ctx context.Context, s *server) (scrape.Metrics, error) {
-	const still, poll, limit = 1500 * time.Millisecond, 250 * time.Millisecond, 15 * time.Second
+	const poll, limit = 100 * time.Millisecond, 15 * time.Second
+	still := quietFor
 	last, err := scrape.Get(ctx, s.metrics)
 	if err != nil {
 		return nil, err
