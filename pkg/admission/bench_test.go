@@ -98,17 +98,9 @@ func BenchmarkHandle(b *testing.B) {
 }
 
 // BenchmarkServeHTTP is the handler end to end in-process, as the webhook
-// server runs it (NewPodWebhook): the AdmissionReview body in, the JSON
-// answer out.
+// server runs it (controller-runtime's admission.Webhook around PodHandler):
+// the AdmissionReview body in, the JSON answer out.
 func BenchmarkServeHTTP(b *testing.B) {
-	h, ctx := benchHandler(b)
-	benchServe(b, ctx, tpadmission.NewPodWebhook(h))
-}
-
-// BenchmarkServeHTTPGeneral is the same through controller-runtime's
-// admission.Webhook, which NewPodWebhook shortcuts: the difference is what
-// decoding the review once saves.
-func BenchmarkServeHTTPGeneral(b *testing.B) {
 	h, ctx := benchHandler(b)
 	benchServe(b, ctx, &admission.Webhook{Handler: h})
 }

@@ -120,7 +120,7 @@ func FuzzAdmissionReview(f *testing.F) {
 	// what it does not take to admission.Webhook. A panic in its path comes
 	// back as a 500, which fails the test too.
 	ens := &recordingEnsurer{}
-	wh := tpadmission.NewPodWebhook(fuzzWebhook(ens).Handler.(*tpadmission.PodHandler))
+	wh := fuzzWebhook(ens)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		ens.taken()
 		resp := serve(t, wh, body)

@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	sigsjson "sigs.k8s.io/json"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
@@ -56,34 +55,19 @@ type PodHandler struct {
 
 // Handle implements admission.Handler.
 func (h *PodHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	return h.handle(ctx, req, nil)
-}
-
-// handle admits req; decoded, if not nil, is its object already decoded
-// (NewPodWebhook decodes it with the review).
-func (h *PodHandler) handle(ctx context.Context, req admission.Request, decoded *corev1.Pod) admission.Response {
 	start := time.Now()
-	pod := decoded
-	if pod == nil {
-		pod = &corev1.Pod{}
-	}
-	v := h.admitPod(ctx, req, pod, decoded != nil)
+	pod := &corev1.Pod{}
+	v := h.admitPod(ctx, req, pod)
 	h.record(ctx, req, v, subject{kind: "Pod", resource: resourcePod, meta: &pod.ObjectMeta, spec: &pod.Spec, object: pod}, start)
 	return v.resp
 }
 
-func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *corev1.Pod, decoded bool) verdict {
+func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *corev1.Pod) verdict {
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
 		return skip(reasonNotHandled, "only pod creation is handled")
 	}
-	// Plain JSON rather than the universal deserializer: the request says
-	// what the object is, and scanning it again costs a tenth of our CPU. Case
-	// sensitive, as kube-apiserver decodes: encoding/json would read "Spec" as
-	// spec, and the patch would then add to a "/spec" the object does not have.
-	if !decoded {
-		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, pod); err != nil {
-			return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
-		}
+	if err := decodePod(req.Object.Raw, pod); err != nil {
+		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
 	if v, done := h.screen(ctx, req, &pod.ObjectMeta); done {
 		return v

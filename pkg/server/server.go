@@ -101,7 +101,7 @@ func NewManager(o Options) (ctrl.Manager, error) {
 		Recorder:         mgr.GetEventRecorder(eventSource),
 		ServedNamespaces: o.Namespaces,
 	}
-	mgr.GetWebhookServer().Register(tpadmission.PodsPath, tpadmission.NewPodWebhook(handler))
+	mgr.GetWebhookServer().Register(tpadmission.PodsPath, &admission.Webhook{Handler: handler})
 	mgr.GetWebhookServer().Register(tpadmission.WorkloadsPath, &admission.Webhook{Handler: &tpadmission.WorkloadHandler{PodHandler: handler}})
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
