@@ -17,6 +17,7 @@ import (
 	"time"
 
 	tpadmission "github.com/token-projector/token-projector/pkg/admission"
+	"github.com/token-projector/token-projector/test/testenv"
 )
 
 // webhookAddr is where the webhook serves.
@@ -94,13 +95,13 @@ func TestCertRotationUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, fmt.Sprintf("rotation %d is served", i+1), 30*time.Second, func() bool {
+		testenv.WaitFor(t, fmt.Sprintf("rotation %d is served", i+1), 30*time.Second, func() bool {
 			s, err := servedSerial(nil)
 			return err == nil && s.Cmp(next.serial) == 0
 		})
 		// Some load on the new certificate before the next rotation.
 		target := admitted.Load() + 10
-		waitFor(t, "admissions continue on the new certificate", 30*time.Second, func() bool {
+		testenv.WaitFor(t, "admissions continue on the new certificate", 30*time.Second, func() bool {
 			return admitted.Load() >= target || failed.Load() > 0
 		})
 	}
@@ -148,7 +149,7 @@ func TestClientCA(t *testing.T) {
 	if err := os.WriteFile(caFile, other.pem, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the new client CA is in effect", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the new client CA is in effect", 30*time.Second, func() bool {
 		return postReview(&forged) == nil && postReview(&valid) != nil
 	})
 }

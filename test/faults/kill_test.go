@@ -218,13 +218,13 @@ func TestKillInBurst(t *testing.T) {
 	if lost == nil {
 		t.Fatalf("no admitted burst pod in %s", nss[0])
 	}
-	if err := env.Admin.Delete(ctx, identity(lost.Namespace, lost.Spec.ServiceAccountName)[1]); err != nil {
+	if err := env.Admin.Delete(ctx, testenv.Identity(lost.Namespace, lost.Spec.ServiceAccountName)[1]); err != nil {
 		t.Fatal(err)
 	}
 
 	proc = startProcess(t, bin, kubeconfig, logFile)
 	waitAdmitting(t)
-	waitFor(t, "every admitted pod's identity is complete", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "every admitted pod's identity is complete", 30*time.Second, func() bool {
 		for _, ns := range nss {
 			var pods corev1.PodList
 			if err := env.Admin.List(ctx, &pods, client.InNamespace(ns)); err != nil {

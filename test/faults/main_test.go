@@ -23,16 +23,12 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
@@ -158,38 +154,6 @@ func trustServingCA(ctx context.Context) error {
 	return nil
 }
 
-// counter sums a counter of the in-process webhook's registry over the
-// series whose labels include match.
-func counter(t *testing.T, name string, match map[string]string) float64 {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for k, v := range match {
-				found := false
-				for _, l := range m.GetLabel() {
-					if l.GetName() == k && l.GetValue() == v {
-						found = true
-					}
-				}
-				if !found {
-					continue series
-				}
-			}
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return total
-}
-
 // serverOptions are the in-process webhook's options: this package's cert
 // directory, and rc (the proxy's config, say) instead of the direct one.
 func serverOptions(t *testing.T, rc *rest.Config) server.Options {
@@ -225,7 +189,7 @@ func startWebhook(t *testing.T, o server.Options) {
 func waitAdmitting(t *testing.T) {
 	t.Helper()
 	ns := namespace(t)
-	waitFor(t, "kube-apiserver reaches the webhook", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "kube-apiserver reaches the webhook", 30*time.Second, func() bool {
 		p := pod(ns, "")
 		err := env.Admin.Create(context.Background(), p)
 		return err == nil && len(p.Annotations[mutate.AnnotationStatus]) > 0
@@ -256,30 +220,13 @@ func pod(ns, sa string) *corev1.Pod {
 	return p
 }
 
-func identity(ns, sa string) []client.Object {
-	return []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
-	}
-}
-
-func exists(t *testing.T, o client.Object) bool {
-	t.Helper()
-	err := env.Admin.Get(context.Background(), client.ObjectKeyFromObject(o), o)
-	if err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
-	}
-	return err == nil
-}
-
 // complete reports whether the identity's three objects exist, are ours and
 // are exactly what the builders make.
 func complete(t *testing.T, ns, sa string) bool {
 	t.Helper()
-	objs := identity(ns, sa)
+	objs := testenv.Identity(ns, sa)
 	for _, o := range objs {
-		if !exists(t, o) || !rbac.IsManaged(o) {
+		if !env.Exists(t, o) || !rbac.IsManaged(o) {
 			return false
 		}
 	}
@@ -287,15 +234,6 @@ func complete(t *testing.T, ns, sa string) bool {
 	want, wantRB := rbac.Role(ns, sa), rbac.RoleBinding(ns, sa)
 	return fmt.Sprint(role.Rules) == fmt.Sprint(want.Rules) &&
 		rb.RoleRef == wantRB.RoleRef && fmt.Sprint(rb.Subjects) == fmt.Sprint(wantRB.Subjects)
-}
-
-func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
-	t.Helper()
-	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, deadline, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	}); err != nil {
-		t.Fatalf("%s: not within %s", what, deadline)
-	}
 }
 
 // tokenVolumes counts the webhook's volumes in a pod.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/token-projector/token-projector/test/testenv"
 )
 
 // fault is what the proxy does with one request.
@@ -162,13 +164,13 @@ func TestSlowAPIServerMidEnsure(t *testing.T) {
 	if strings.Contains(err.Error(), "failed calling webhook") {
 		t.Errorf("kube-apiserver timed out on the webhook instead of getting its answer: %v", err)
 	}
-	objs := identity(ns, "slowpoke")
-	if !exists(t, objs[0]) || !exists(t, objs[1]) || exists(t, objs[2]) {
+	objs := testenv.Identity(ns, "slowpoke")
+	if !env.Exists(t, objs[0]) || !env.Exists(t, objs[1]) || env.Exists(t, objs[2]) {
 		t.Fatalf("want the ServiceAccount and Role created and the RoleBinding not")
 	}
 
 	proxy.set(nil)
-	before := counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"})
+	before := testenv.Counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"})
 	p := pod(ns, "slowpoke")
 	if err := env.Admin.Create(ctx, p); err != nil {
 		t.Fatalf("next admission after the API server recovered: %v", err)
@@ -176,7 +178,7 @@ func TestSlowAPIServerMidEnsure(t *testing.T) {
 	if !complete(t, ns, "slowpoke") || !mutatedOnce(p) {
 		t.Errorf("identity complete=%v, pod mutated once=%v", complete(t, ns, "slowpoke"), mutatedOnce(p))
 	}
-	if got := counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"}) - before; got != 1 {
+	if got := testenv.Counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"}) - before; got != 1 {
 		t.Errorf("repair made %v creates, want 1 (the RoleBinding)", got)
 	}
 }
@@ -201,14 +203,14 @@ func TestAPIServerUnavailableMidEnsure(t *testing.T) {
 	if took >= webhookTimeout || !strings.Contains(err.Error(), "ensuring ServiceAccount "+ns+"/offline") {
 		t.Errorf("after %s: want the webhook's own error within %s, got %v", took, webhookTimeout, err)
 	}
-	for _, o := range identity(ns, "offline") {
-		if exists(t, o) {
+	for _, o := range testenv.Identity(ns, "offline") {
+		if env.Exists(t, o) {
 			t.Errorf("%T %s created while unreachable", o, o.GetName())
 		}
 	}
 
 	proxy.set(nil)
-	waitFor(t, "admission succeeds once the API server is back", 60*time.Second, func() bool {
+	testenv.WaitFor(t, "admission succeeds once the API server is back", 60*time.Second, func() bool {
 		return env.Admin.Create(ctx, pod(ns, "offline")) == nil
 	})
 	if !complete(t, ns, "offline") {

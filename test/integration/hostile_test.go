@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/test/testenv"
 )
 
 // maxDenialLength bounds what a denial echoes: a 10 000-character or
@@ -97,8 +98,8 @@ func TestHostileInputs(t *testing.T) {
 		}, []string{"spec.volumes", `"token-projector"`, "no volume named token-projector other than the one this webhook injects"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			errored := counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"})
-			panics := counter(t, "controller_runtime_webhook_panics_total", nil)
+			errored := testenv.Counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"})
+			panics := testenv.Counter(t, "controller_runtime_webhook_panics_total", nil)
 
 			p := pod(ns, "", tc.ann)
 			p.GenerateName = "hostile-"
@@ -122,10 +123,10 @@ func TestHostileInputs(t *testing.T) {
 			if len(msg) > maxDenialLength {
 				t.Errorf("denial of %d bytes", len(msg))
 			}
-			if got := counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"}) - errored; got != 0 {
+			if got := testenv.Counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"}) - errored; got != 0 {
 				t.Errorf("%v admissions errored (500)", got)
 			}
-			if got := counter(t, "controller_runtime_webhook_panics_total", nil) - panics; got != 0 {
+			if got := testenv.Counter(t, "controller_runtime_webhook_panics_total", nil) - panics; got != 0 {
 				t.Errorf("%v panics", got)
 			}
 		})

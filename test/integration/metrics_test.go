@@ -4,48 +4,12 @@ import (
 	"context"
 	"testing"
 
-	dto "github.com/prometheus/client_model/go"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	"github.com/token-projector/token-projector/test/testenv"
 )
-
-// counter sums the webhook's own counter name over the series whose labels
-// include every pair in match, read from its registry (it runs in-process).
-func counter(t *testing.T, name string, match map[string]string) float64 {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			if labelsMatch(m, match) {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
-}
-
-func labelsMatch(m *dto.Metric, match map[string]string) bool {
-	found := 0
-	for _, l := range m.GetLabel() {
-		if v, ok := match[l.GetName()]; ok {
-			if v != l.GetValue() {
-				return false
-			}
-			found++
-		}
-	}
-	return found == len(match)
-}
 
 // writes is the number of objects the webhook created.
 func writes(t *testing.T) float64 {
-	return counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"})
+	return testenv.Counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"})
 }
 
 // TestWarmPathMakesNoAPICalls admits a second pod for an account whose
@@ -57,13 +21,13 @@ func TestWarmPathMakesNoAPICalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	apiCalls := func() float64 {
-		return counter(t, "token_projector_api_writes_total", nil) + counter(t, "token_projector_api_reads_total", nil)
+		return testenv.Counter(t, "token_projector_api_writes_total", nil) + testenv.Counter(t, "token_projector_api_reads_total", nil)
 	}
 	cached := func() float64 {
-		return counter(t, "token_projector_ensure_total", map[string]string{"result": "cached"})
+		return testenv.Counter(t, "token_projector_ensure_total", map[string]string{"result": "cached"})
 	}
 	admitted := func(outcome string) float64 {
-		return counter(t, "token_projector_admissions_total", map[string]string{"resource": "pod", "outcome": outcome})
+		return testenv.Counter(t, "token_projector_admissions_total", map[string]string{"resource": "pod", "outcome": outcome})
 	}
 	calls, hits, mutated, unchanged := apiCalls(), cached(), admitted("mutated"), admitted("unchanged")
 	if err := env.Admin.Create(ctx, pod(ns, "warm", classic("warm"))); err != nil {

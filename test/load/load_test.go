@@ -23,7 +23,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
@@ -104,10 +103,10 @@ func TestLoad(t *testing.T) {
 	}
 	close(queue)
 
-	writesBefore := counter(t, "token_projector_api_writes_total", nil)
-	createdBefore := counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"})
-	mutatedBefore := counter(t, "token_projector_admissions_total", map[string]string{"resource": "pod", "outcome": "mutated"})
-	erroredBefore := counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"})
+	writesBefore := testenv.Counter(t, "token_projector_api_writes_total", nil)
+	createdBefore := testenv.Counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"})
+	mutatedBefore := testenv.Counter(t, "token_projector_admissions_total", map[string]string{"resource": "pod", "outcome": "mutated"})
+	erroredBefore := testenv.Counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"})
 
 	var mu sync.Mutex
 	var errs []error
@@ -147,16 +146,16 @@ func TestLoad(t *testing.T) {
 	}
 
 	objects := float64(s.namespaces * s.accounts * 3)
-	if got := counter(t, "token_projector_api_writes_total", nil) - writesBefore; got != objects {
+	if got := testenv.Counter(t, "token_projector_api_writes_total", nil) - writesBefore; got != objects {
 		t.Errorf("the webhook counts %v API writes, want %v: one create per object", got, objects)
 	}
-	if got := counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"}) - createdBefore; got != objects {
+	if got := testenv.Counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"}) - createdBefore; got != objects {
 		t.Errorf("the webhook counts %v objects created, want %v", got, objects)
 	}
-	if got := counter(t, "token_projector_admissions_total", map[string]string{"resource": "pod", "outcome": "mutated"}) - mutatedBefore; got != float64(len(jobs)) {
+	if got := testenv.Counter(t, "token_projector_admissions_total", map[string]string{"resource": "pod", "outcome": "mutated"}) - mutatedBefore; got != float64(len(jobs)) {
 		t.Errorf("the webhook counts %v pods mutated, want %d", got, len(jobs))
 	}
-	if got := counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"}) - erroredBefore; got != 0 {
+	if got := testenv.Counter(t, "token_projector_admissions_total", map[string]string{"outcome": "errored"}) - erroredBefore; got != 0 {
 		t.Errorf("the webhook counts %v errored admissions", got)
 	}
 
@@ -265,34 +264,4 @@ func mutatedOnce(p *corev1.Pod) bool {
 		}
 	}
 	return true
-}
-
-// counter sums a counter of the webhook's own registry (it runs in this
-// process) over the series whose labels include match.
-func counter(t *testing.T, name string, match map[string]string) float64 {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() != name {
-			continue
-		}
-	series:
-		for _, m := range f.GetMetric() {
-			for k, v := range match {
-				found := false
-				for _, l := range m.GetLabel() {
-					found = found || (l.GetName() == k && l.GetValue() == v)
-				}
-				if !found {
-					continue series
-				}
-			}
-			total += m.GetCounter().GetValue()
-		}
-	}
-	return total
 }

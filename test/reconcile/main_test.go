@@ -16,15 +16,11 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
-	"github.com/token-projector/token-projector/pkg/rbac"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
@@ -95,34 +91,4 @@ func pod(ns, name, sa string) *corev1.Pod {
 		p.Annotations[mutate.AnnotationServiceAccount] = sa
 	}
 	return p
-}
-
-// identity is the three objects of an account, fresh for reading into.
-func identity(ns, sa string) []client.Object {
-	return []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
-	}
-}
-
-// exists reports which of obj exists (read live, as an admin).
-func exists(t *testing.T, obj client.Object) bool {
-	t.Helper()
-	err := env.Admin.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)
-	if err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
-	}
-	return err == nil
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
-	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, deadline, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	})
-	if err != nil {
-		t.Fatalf("%s: not within %s", what, deadline)
-	}
 }

@@ -13,10 +13,10 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
+	"github.com/token-projector/token-projector/test/testenv"
 )
 
 // collectWithin bounds how long collection may take past the TTL.
@@ -60,7 +60,7 @@ func rejectLater(t *testing.T) {
 	}
 	// A probe pod without our annotation, in a namespace of its own.
 	probeNS := namespace(t)
-	waitFor(t, "the policy is enforced", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the policy is enforced", 30*time.Second, func() bool {
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Namespace: probeNS, GenerateName: "probe-", Labels: map[string]string{rejectLabel: "yes"}},
 			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "nginx"}}},
@@ -81,8 +81,8 @@ func admitThenReject(t *testing.T, ns, sa string) {
 	if err == nil || !strings.Contains(err.Error(), "rejected by a later admission step") {
 		t.Fatalf("want the policy's rejection, got %v", err)
 	}
-	for _, o := range identity(ns, sa) {
-		if !exists(t, o) {
+	for _, o := range testenv.Identity(ns, sa) {
+		if !env.Exists(t, o) {
 			t.Fatalf("%T %s: the webhook did not ensure it before the rejection", o, o.GetName())
 		}
 	}
@@ -103,7 +103,7 @@ func unmanaged(t *testing.T, objs ...client.Object) {
 func gone(t *testing.T, objs ...client.Object) func() bool {
 	return func() bool {
 		for _, o := range objs {
-			if exists(t, o) {
+			if env.Exists(t, o) {
 				return false
 			}
 		}
@@ -129,16 +129,16 @@ func TestCollectsWhatRejectedPodsLeft(t *testing.T) {
 	admitThenReject(t, ns, "left")
 	admitThenReject(t, ns, "builder")
 
-	left := identity(ns, "left")
-	waitFor(t, "the rejected pod's identity is collected", collectWithin, gone(t, left...))
+	left := testenv.Identity(ns, "left")
+	testenv.WaitFor(t, "the rejected pod's identity is collected", collectWithin, gone(t, left...))
 	if took := time.Since(start); took < ttl {
 		t.Errorf("collected after %s, before the TTL of %s", took, ttl)
 	}
-	builder := identity(ns, "builder")
-	waitFor(t, "builder's Role and RoleBinding are collected", collectWithin, gone(t, builder[1:]...))
+	builder := testenv.Identity(ns, "builder")
+	testenv.WaitFor(t, "builder's Role and RoleBinding are collected", collectWithin, gone(t, builder[1:]...))
 
-	for _, o := range append(identity(ns, "hand"), builder[0]) {
-		if !exists(t, o) {
+	for _, o := range append(testenv.Identity(ns, "hand"), builder[0]) {
+		if !env.Exists(t, o) {
 			t.Errorf("%T %s/%s without our label was deleted", o, ns, o.GetName())
 		}
 	}
@@ -179,10 +179,10 @@ func TestKeepsIdentitiesInUse(t *testing.T) {
 	// A control identity with no user: once it is collected, the TTL has
 	// passed for the others too.
 	admitThenReject(t, ns, "control")
-	waitFor(t, "the control identity is collected", collectWithin, gone(t, identity(ns, "control")...))
+	testenv.WaitFor(t, "the control identity is collected", collectWithin, gone(t, testenv.Identity(ns, "control")...))
 	for _, sa := range []string{"inuse", "scaled"} {
-		for _, o := range identity(ns, sa) {
-			if !exists(t, o) {
+		for _, o := range testenv.Identity(ns, sa) {
+			if !env.Exists(t, o) {
 				t.Fatalf("%T %s/%s was collected while in use", o, ns, o.GetName())
 			}
 		}
@@ -196,7 +196,7 @@ func TestKeepsIdentitiesInUse(t *testing.T) {
 		if err := env.Admin.Delete(ctx, c.user); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, c.sa+"'s identity is collected after its last user", collectWithin, gone(t, identity(ns, c.sa)...))
+		testenv.WaitFor(t, c.sa+"'s identity is collected after its last user", collectWithin, gone(t, testenv.Identity(ns, c.sa)...))
 		if took := time.Since(released); took < ttl {
 			t.Errorf("%s collected %s after its last user went, before the TTL of %s", c.sa, took, ttl)
 		}
@@ -215,15 +215,15 @@ func TestRestoresWhilePodsUseIt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := counter(t, "token_projector_restored_total")
-	for _, o := range identity(ns, "keep") {
+	before := testenv.Counter(t, "token_projector_restored_total", nil)
+	for _, o := range testenv.Identity(ns, "keep") {
 		if err := env.Admin.Delete(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the identity is restored", 30*time.Second, func() bool {
-		for _, o := range identity(ns, "keep") {
-			if !exists(t, o) || !rbac.IsManaged(o) {
+	testenv.WaitFor(t, "the identity is restored", 30*time.Second, func() bool {
+		for _, o := range testenv.Identity(ns, "keep") {
+			if !env.Exists(t, o) || !rbac.IsManaged(o) {
 				return false
 			}
 		}
@@ -236,7 +236,7 @@ func TestRestoresWhilePodsUseIt(t *testing.T) {
 	if diff := cmp.Diff(rbac.Role(ns, "keep").Rules, role.Rules); diff != "" {
 		t.Errorf("restored Role rules (-want +got):\n%s", diff)
 	}
-	if got := counter(t, "token_projector_restored_total") - before; got != 3 {
+	if got := testenv.Counter(t, "token_projector_restored_total", nil) - before; got != 3 {
 		t.Errorf("restored %v objects by the webhook's count, want 3", got)
 	}
 
@@ -262,41 +262,23 @@ func TestRestoresWhilePodsUseIt(t *testing.T) {
 	if err := env.Admin.Update(ctx, &nsObj); err != nil {
 		t.Fatal(err)
 	}
-	outRB := identity(outNS, "out")[2]
+	outRB := testenv.Identity(outNS, "out")[2]
 	if err := env.Admin.Delete(ctx, outRB); err != nil {
 		t.Fatal(err)
 	}
 	// A control deleted after both: once it is back, the reconciler has
 	// seen the two events before it.
-	control := identity(ns, "ctl")[2]
+	control := testenv.Identity(ns, "ctl")[2]
 	if err := env.Admin.Delete(ctx, control); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the control RoleBinding is restored", 30*time.Second, func() bool { return exists(t, identity(ns, "ctl")[2]) })
+	testenv.WaitFor(t, "the control RoleBinding is restored", 30*time.Second, func() bool { return env.Exists(t, testenv.Identity(ns, "ctl")[2]) })
 
 	var got rbacv1.Role
 	if err := env.Admin.Get(ctx, client.ObjectKeyFromObject(foreign), &got); err != nil || rbac.IsManaged(&got) || len(got.Rules[0].Verbs) != 2 {
 		t.Errorf("the foreign Role was overwritten: %+v, %v", got, err)
 	}
-	if exists(t, identity(outNS, "out")[2]) {
+	if env.Exists(t, testenv.Identity(outNS, "out")[2]) {
 		t.Errorf("RoleBinding restored in a namespace that opted out")
 	}
-}
-
-// counter sums a counter of the webhook's own registry (it runs in-process).
-func counter(t *testing.T, name string) float64 {
-	t.Helper()
-	families, err := metrics.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0.0
-	for _, f := range families {
-		if f.GetName() == name {
-			for _, m := range f.GetMetric() {
-				total += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return total
 }

@@ -17,9 +17,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -112,32 +110,6 @@ func pod(ns, sa string) *corev1.Pod {
 	return p
 }
 
-func identity(ns, sa string) []client.Object {
-	return []client.Object{
-		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}},
-		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
-		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: rbac.Name(sa)}},
-	}
-}
-
-func exists(t *testing.T, o client.Object) bool {
-	t.Helper()
-	err := env.Admin.Get(context.Background(), client.ObjectKeyFromObject(o), o)
-	if err != nil && !apierrors.IsNotFound(err) {
-		t.Fatal(err)
-	}
-	return err == nil
-}
-
-func waitFor(t *testing.T, what string, deadline time.Duration, cond func() bool) {
-	t.Helper()
-	if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, deadline, true, func(context.Context) (bool, error) {
-		return cond(), nil
-	}); err != nil {
-		t.Fatalf("%s: not within %s", what, deadline)
-	}
-}
-
 // TestServedNamespacesWork: in each listed namespace the RoleBindings are
 // enough for everything the webhook does: ensure on admission, restore a
 // deleted object, collect an unused identity.
@@ -152,22 +124,22 @@ func TestServedNamespacesWork(t *testing.T) {
 			if p.Spec.ServiceAccountName != "app" {
 				t.Errorf("serviceAccountName = %q, want app", p.Spec.ServiceAccountName)
 			}
-			for _, o := range identity(ns, "app") {
-				if !exists(t, o) || !rbac.IsManaged(o) {
+			for _, o := range testenv.Identity(ns, "app") {
+				if !env.Exists(t, o) || !rbac.IsManaged(o) {
 					t.Fatalf("%T %s/%s missing or not managed", o, ns, o.GetName())
 				}
 			}
-			if err := env.Admin.Delete(ctx, identity(ns, "app")[1]); err != nil {
+			if err := env.Admin.Delete(ctx, testenv.Identity(ns, "app")[1]); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the deleted Role is restored", 30*time.Second, func() bool { return exists(t, identity(ns, "app")[1]) })
+			testenv.WaitFor(t, "the deleted Role is restored", 30*time.Second, func() bool { return env.Exists(t, testenv.Identity(ns, "app")[1]) })
 
 			if err := env.Admin.Delete(ctx, p); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, "the unused identity is collected", ttl+30*time.Second, func() bool {
-				for _, o := range identity(ns, "app") {
-					if exists(t, o) {
+			testenv.WaitFor(t, "the unused identity is collected", ttl+30*time.Second, func() bool {
+				for _, o := range testenv.Identity(ns, "app") {
+					if env.Exists(t, o) {
 						return false
 					}
 				}
@@ -195,8 +167,8 @@ func TestOutsideTheListIsAClearError(t *testing.T) {
 			}
 		}
 	}
-	for _, o := range identity(outside, "app") {
-		if exists(t, o) {
+	for _, o := range testenv.Identity(outside, "app") {
+		if env.Exists(t, o) {
 			t.Errorf("%T %s/%s was created outside the served namespaces", o, outside, o.GetName())
 		}
 	}
