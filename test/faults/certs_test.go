@@ -71,7 +71,7 @@ func TestCertRotationUnderLoad(t *testing.T) {
 					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
-				if !mutatedOnce(p) {
+				if !testenv.MutatedOnce(p) {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, fmt.Errorf("pod %s not mutated", p.Name))
 					continue

@@ -260,7 +260,7 @@ func TestKillInBurst(t *testing.T) {
 				continue
 			}
 			burst++
-			if !mutatedOnce(p) {
+			if !testenv.MutatedOnce(p) {
 				t.Errorf("pod %s/%s is not mutated exactly once", ns, p.Name)
 			}
 		}

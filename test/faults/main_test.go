@@ -235,34 +235,3 @@ func complete(t *testing.T, ns, sa string) bool {
 	return fmt.Sprint(role.Rules) == fmt.Sprint(want.Rules) &&
 		rb.RoleRef == wantRB.RoleRef && fmt.Sprint(rb.Subjects) == fmt.Sprint(wantRB.Subjects)
 }
-
-// tokenVolumes counts the webhook's volumes in a pod.
-func tokenVolumes(p *corev1.Pod) int {
-	n := 0
-	for _, v := range p.Spec.Volumes {
-		if v.Name == mutate.VolumeName {
-			n++
-		}
-	}
-	return n
-}
-
-// mutatedOnce reports whether the pod carries exactly one token volume and
-// one token mount per container, and the status annotation.
-func mutatedOnce(p *corev1.Pod) bool {
-	if tokenVolumes(p) != 1 || p.Annotations[mutate.AnnotationStatus] == "" {
-		return false
-	}
-	for _, c := range p.Spec.Containers {
-		n := 0
-		for _, m := range c.VolumeMounts {
-			if m.Name == mutate.VolumeName {
-				n++
-			}
-		}
-		if n != 1 {
-			return false
-		}
-	}
-	return true
-}

@@ -175,8 +175,8 @@ func TestSlowAPIServerMidEnsure(t *testing.T) {
 	if err := env.Admin.Create(ctx, p); err != nil {
 		t.Fatalf("next admission after the API server recovered: %v", err)
 	}
-	if !complete(t, ns, "slowpoke") || !mutatedOnce(p) {
-		t.Errorf("identity complete=%v, pod mutated once=%v", complete(t, ns, "slowpoke"), mutatedOnce(p))
+	if !complete(t, ns, "slowpoke") || !testenv.MutatedOnce(p) {
+		t.Errorf("identity complete=%v, pod mutated once=%v", complete(t, ns, "slowpoke"), testenv.MutatedOnce(p))
 	}
 	if got := testenv.Counter(t, "token_projector_api_writes_total", map[string]string{"result": "created"}) - before; got != 1 {
 		t.Errorf("repair made %v creates, want 1 (the RoleBinding)", got)

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
 )
 
@@ -73,4 +74,31 @@ func WaitFor(t testing.TB, what string, deadline time.Duration, cond func() bool
 	}); err != nil {
 		t.Fatalf("%s: not within %s", what, deadline)
 	}
+}
+
+// MutatedOnce reports whether the pod carries exactly one token volume, one
+// token mount per container and the status annotation: what the webhook
+// leaves, however often it ran.
+func MutatedOnce(p *corev1.Pod) bool {
+	vols := 0
+	for _, v := range p.Spec.Volumes {
+		if v.Name == mutate.VolumeName {
+			vols++
+		}
+	}
+	if vols != 1 || p.Annotations[mutate.AnnotationStatus] == "" {
+		return false
+	}
+	for _, c := range p.Spec.Containers {
+		n := 0
+		for _, m := range c.VolumeMounts {
+			if m.Name == mutate.VolumeName {
+				n++
+			}
+		}
+		if n != 1 {
+			return false
+		}
+	}
+	return true
 }
