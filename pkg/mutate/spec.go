@@ -108,9 +108,9 @@ func parseAudiences(value string, cfg Config) ([]Audience, error) {
 		}
 		if prev, dup := byFile[file]; dup {
 			if prev == name {
-				return nil, invalid(field, value, "each audience once; %q is listed twice", name)
+				return nil, invalid(field, value, "each audience once; %s is listed twice", quote(name))
 			}
-			return nil, invalid(field, value, "audiences with distinct file names; %q and %q both map to %s", prev, name, file)
+			return nil, invalid(field, value, "audiences with distinct file names; %s and %s both map to %s", quote(prev), quote(name), file)
 		}
 		byFile[file] = name
 		auds = append(auds, Audience{Name: name, File: file})
@@ -161,7 +161,7 @@ func parseExpiration(annotations map[string]string, cfg Config) (int64, string, 
 	var warning string
 	if d%time.Second != 0 {
 		d = d.Truncate(time.Second)
-		warning = fmt.Sprintf("%s %q is not whole seconds: rounded down to %s", field, raw, human(d))
+		warning = fmt.Sprintf("%s %s is not whole seconds: rounded down to %s", field, quote(raw), human(d))
 	}
 	return int64(d / time.Second), warning, nil
 }
@@ -219,7 +219,7 @@ func parseServiceAccount(annotations map[string]string, podSpec *corev1.PodSpec)
 		{"spec.serviceAccount", podSpec.DeprecatedServiceAccount},
 	} {
 		if f.value != "" && f.value != DefaultServiceAccount && f.value != name {
-			return "", false, "", invalid(field, name, "the same name as %s (%q), or no %s", f.path, f.value, f.path)
+			return "", false, "", invalid(field, name, "the same name as %s (%s), or no %s", f.path, quote(f.value), f.path)
 		}
 	}
 	return name, true, "", nil
