@@ -3,52 +3,15 @@ package install
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/token-projector/token-projector/test/render"
 )
-
-// warnings collects the warnings kube-apiserver returns, among them Pod
-// Security admission's verdict on the Deployment's pod template.
-type warnings struct {
-	mu   sync.Mutex
-	msgs []string
-}
-
-func (w *warnings) HandleWarningHeader(_ int, _ string, msg string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.msgs = append(w.msgs, msg)
-}
-
-func (w *warnings) take() []string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	out := w.msgs
-	w.msgs = nil
-	return out
-}
-
-// dryRunClient applies with server-side dry run as a superuser, recording
-// warnings.
-func dryRunClient(t *testing.T) (client.Client, *warnings) {
-	t.Helper()
-	w := &warnings{}
-	cfg := rest.CopyConfig(env.Config)
-	cfg.WarningHandler = w
-	c, err := client.New(cfg, client.Options{Scheme: env.Scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, w
-}
 
 // ensureNamespace creates a namespace for the dry runs (a namespaced object
 // cannot be validated in a namespace that does not exist) and has Pod
@@ -83,7 +46,7 @@ func ensureNamespace(t *testing.T, name string) {
 // admission (Pod Security on the Deployment) and writes nothing.
 func dryRun(t *testing.T, objs []*unstructured.Unstructured) []string {
 	t.Helper()
-	c, w := dryRunClient(t)
+	c, w := env.AdminWithWarnings(t) // server-side dry run as a superuser
 	var all []string
 	for _, o := range objs {
 		err := c.Apply(context.Background(), client.ApplyConfigurationFromUnstructured(o.DeepCopy()),
@@ -91,7 +54,7 @@ func dryRun(t *testing.T, objs []*unstructured.Unstructured) []string {
 		if err != nil {
 			t.Errorf("%s: kube-apiserver rejects it: %v", render.Key(o), err)
 		}
-		for _, msg := range w.take() {
+		for _, msg := range w.Take() {
 			all = append(all, render.Key(o)+": "+msg)
 		}
 	}

@@ -201,7 +201,7 @@ func TestGenerateNamePod(t *testing.T) {
 func TestNoServiceAccountInjectsVolumeOnlyAndWarns(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t, true)
-	c, w := adminWithWarnings(t)
+	c, w := env.AdminWithWarnings(t)
 	p := pod(ns, "plain", map[string]string{mutate.AnnotationAudience: "vault"})
 	if err := c.Create(ctx, p); err != nil {
 		t.Fatal(err)
@@ -214,9 +214,10 @@ func TestNoServiceAccountInjectsVolumeOnlyAndWarns(t *testing.T) {
 			t.Errorf("%T default-create-token: want NotFound, got %v", obj, err)
 		}
 	}
-	joined := strings.Join(w.msgs, "\n")
+	msgs := w.Take()
+	joined := strings.Join(msgs, "\n")
 	if !strings.Contains(joined, "no Role or RoleBinding is ensured") || !strings.Contains(joined, "expire after 1h (the default)") {
-		t.Errorf("warnings: %q", w.msgs)
+		t.Errorf("warnings: %q", msgs)
 	}
 }
 
