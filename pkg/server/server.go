@@ -96,6 +96,8 @@ func NewManager(o Options) (ctrl.Manager, error) {
 	handler := &tpadmission.PodHandler{
 		Config:           o.MutateConfig(),
 		Namespaces:       mgr.GetCache(),
+		LiveNamespaces:   mgr.GetAPIReader(),
+		LiveReadTimeout:  o.EnsureTimeout / 3,
 		Ensurer:          touching,
 		EnsureTimeout:    o.EnsureTimeout,
 		Recorder:         mgr.GetEventRecorder(eventSource),
