@@ -2,8 +2,10 @@ package faults
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -12,13 +14,14 @@ import (
 )
 
 // TestDrainOnSIGTERM sends SIGTERM to the webhook binary while a client keeps
-// creating annotated pods through kube-apiserver: /readyz answers 503 from
-// then on, every pod created during the drain delay is still mutated (none
-// refused, none admitted without its token), and the process then exits 0.
+// creating annotated pods through kube-apiserver: /readyz fails from then on
+// (its not-draining check), every pod created during the drain delay is
+// still mutated (none refused, none admitted without its token), and the
+// process then exits 0.
 // On the old code SIGTERM stopped serving at once: pods were refused under
 // failurePolicy Fail and /readyz was simply gone.
 func TestDrainOnSIGTERM(t *testing.T) {
-	const afterNotReady = 15 // pods created once /readyz answered 503
+	const afterNotReady = 15 // pods created once /readyz failed
 	dir := t.TempDir()
 	bin, err := testenv.BuildWebhook(env.Root, dir)
 	if err != nil {
@@ -32,13 +35,16 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	ns := namespace(t)
 
 	hc := &http.Client{Timeout: time.Second}
+	// notReady: /readyz fails (controller-runtime answers 500), and it is
+	// the drain check that fails.
 	notReady := func() bool {
-		resp, err := hc.Get(proc.readyz)
+		resp, err := hc.Get(proc.readyz + "?verbose")
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusServiceUnavailable
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode != http.StatusOK && strings.Contains(string(body), "[-]not-draining")
 	}
 	// create admits one pod and says why it failed, if it did.
 	create := func() string {
@@ -65,7 +71,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	deadline := time.Now().Add(time.Minute)
 	for after < afterNotReady {
 		if time.Now().After(deadline) {
-			t.Fatalf("/readyz did not answer 503 within a minute of SIGTERM (%d pods created meanwhile; log: %s)", sent, logFile)
+			t.Fatalf("/readyz did not fail within a minute of SIGTERM (%d pods created meanwhile; log: %s)", sent, logFile)
 		}
 		if after > 0 || notReady() {
 			after++
@@ -76,7 +82,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 		}
 	}
 	if !notReady() {
-		t.Errorf("/readyz does not answer 503 during the drain")
+		t.Errorf("/readyz does not fail during the drain")
 	}
 
 	select {
