@@ -165,8 +165,11 @@ func TestWebhookConfigurationDefaults(t *testing.T) {
 	if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
 		t.Errorf("reinvocationPolicy = %v, want IfNeeded", deref(w.ReinvocationPolicy))
 	}
-	if len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, "'"+mutate.AnnotationAudience+"' in object.metadata.annotations") {
-		t.Errorf("matchConditions = %+v, want one requiring %s", w.MatchConditions, mutate.AnnotationAudience)
+	// What each expression decides is tested with kube-apiserver's CEL
+	// library in pkg/admission (TestMatchConditions).
+	if len(w.MatchConditions) != 2 || !strings.Contains(w.MatchConditions[0].Expression, "'"+mutate.AnnotationAudience+"' in object.metadata.annotations") ||
+		!strings.Contains(w.MatchConditions[1].Expression, corev1.MirrorPodAnnotationKey) {
+		t.Errorf("matchConditions = %+v, want one requiring %s and one excluding mirror pods", w.MatchConditions, mutate.AnnotationAudience)
 	}
 	assertSelectors(t, w, map[string]bool{
 		"opted-in":                  true,
