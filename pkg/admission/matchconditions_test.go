@@ -78,7 +78,9 @@ func TestMatchConditions(t *testing.T) {
 			{name: "annotations null", op: k8sadmission.Create, object: pod(", annotations: null"), send: false},
 			{name: "mirror pod", op: k8sadmission.Create, object: pod(", annotations: {token-projector.io/audience: vault, kubernetes.io/config.mirror: abc}"), send: false},
 		} {
-			t.Run(tc.name, func(t *testing.T) { evalMatchConditions(t, hook, schema.GroupVersionKind{Version: "v1", Kind: "Pod"}, tc) })
+			t.Run(tc.name, func(t *testing.T) {
+				evalMatchConditions(t, hook, schema.GroupVersionKind{Version: "v1", Kind: "Pod"}, tc)
+			})
 		}
 	})
 	t.Run("workloads", func(t *testing.T) {

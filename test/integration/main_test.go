@@ -17,7 +17,11 @@ import (
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
-var env *testenv.Env
+var (
+	env *testenv.Env
+	// hook is the suite's webhook; restartWebhook replaces it for one test.
+	hook *testenv.Webhook
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -36,12 +40,15 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
-	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
+	hook, err = testenv.StartWebhook(context.Background(), opts, time.Minute)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
 	defer func() {
+		if hook == nil {
+			return
+		}
 		if err := hook.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "integration: stopping the webhook:", err)
 		}
