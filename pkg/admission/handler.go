@@ -75,6 +75,12 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	if err := decodePod(req.Object.Raw, pod); err != nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
+	// A mirror pod is the API's copy of a kubelet's static pod: the
+	// ServiceAccount plugin forbids it any ServiceAccount token volume, so
+	// injecting one would keep the static pod from being mirrored at all.
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return skip(reasonMirrorPod, "mirror pods (annotation "+corev1.MirrorPodAnnotationKey+") may not use ServiceAccount tokens")
+	}
 	if v, done := h.screen(ctx, req, &pod.ObjectMeta); done {
 		return v
 	}

@@ -3,6 +3,7 @@ package mutate
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -155,7 +156,9 @@ func planMount(ctr *corev1.Container, want corev1.VolumeMount) (bool, error) {
 		case m.Name == VolumeName:
 			return false, invalid(field, m.MountPath,
 				"a mount of volume %s exactly as this webhook makes it (read-only at %s), or none", VolumeName, want.MountPath)
-		case m.MountPath == want.MountPath:
+		// Compared as the kubelet mounts them: /var/run/secrets/tokens/
+		// is the directory our mount (always clean) would cover.
+		case path.Clean(m.MountPath) == want.MountPath:
 			return false, invalid(field, m.MountPath,
 				"a mount path free for the token volume; volume %s is already mounted there (set %s to another directory)", m.Name, AnnotationMountPath)
 		}

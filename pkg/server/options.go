@@ -40,8 +40,10 @@ type Options struct {
 	MaxExpiration time.Duration
 	// DefaultExpiration applies to pods that give no expiration.
 	DefaultExpiration time.Duration
-	// AllowedAudiences, if set, are the only audiences pods may request
-	// (path.Match globs, such as vault or *.example.com).
+	// AllowedAudiences, if set, are the only audiences pods may request:
+	// path.Match globs matched against the whole audience, where '*' does
+	// not cross '/' (*.example.com allows sts.example.com, not
+	// https://sts.example.com/aws; https://sts.example.com/* allows that).
 	AllowedAudiences []string
 	// EnsureTimeout bounds the creation of a ServiceAccount and its RBAC on
 	// admission. Keep it below the webhook's timeoutSeconds, so that a slow
@@ -118,7 +120,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 func (o *Options) BindPolicyFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxExpiration, "max-expiration", o.MaxExpiration, "Longest token lifetime a pod may request.")
 	fs.DurationVar(&o.DefaultExpiration, "default-expiration", o.DefaultExpiration, "Token lifetime of pods that do not set "+mutate.AnnotationExpiration+".")
-	fs.Func("allowed-audiences", "Comma-separated globs (path.Match) of the audiences pods may request; empty allows all.", func(s string) error {
+	fs.Func("allowed-audiences", "Comma-separated globs of the audiences pods may request; empty allows all. Each must match the whole audience (path.Match: '*' matches any characters but '/'): *.example.com allows sts.example.com but not https://sts.example.com/aws; https://sts.example.com/* allows https://sts.example.com/aws.", func(s string) error {
 		o.AllowedAudiences = splitList(s)
 		return nil
 	})

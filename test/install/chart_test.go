@@ -88,6 +88,7 @@ func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deploym
 func TestChartFilesAreConfig(t *testing.T) {
 	for copyPath, source := range map[string]string{
 		"files/rbac.yaml":    "config/rbac/role.yaml",
+		"files/rbac-gc.yaml": "config/gc/role.yaml",
 		"files/webhook.yaml": "config/webhook/manifests.yaml",
 	} {
 		got, err := os.ReadFile(filepath.Join(root, render.ChartDir, copyPath))
@@ -166,8 +167,11 @@ func TestWebhookConfigurationDefaults(t *testing.T) {
 	if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
 		t.Errorf("reinvocationPolicy = %v, want IfNeeded", deref(w.ReinvocationPolicy))
 	}
-	if len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, "'"+mutate.AnnotationAudience+"' in object.metadata.annotations") {
-		t.Errorf("matchConditions = %+v, want one requiring %s", w.MatchConditions, mutate.AnnotationAudience)
+	// What each expression decides is tested with kube-apiserver's CEL
+	// library in pkg/admission (TestMatchConditions).
+	if len(w.MatchConditions) != 2 || !strings.Contains(w.MatchConditions[0].Expression, "'"+mutate.AnnotationAudience+"'") ||
+		!strings.Contains(w.MatchConditions[1].Expression, corev1.MirrorPodAnnotationKey) {
+		t.Errorf("matchConditions = %+v, want one requiring %s and one excluding mirror pods", w.MatchConditions, mutate.AnnotationAudience)
 	}
 	assertSelectors(t, w, map[string]bool{
 		"opted-in":                  true,
@@ -333,14 +337,27 @@ func assertSubject(t *testing.T, subjects []rbacv1.Subject) {
 	}
 }
 
-// TestRBACGarbageCollection: token-projector-gc (delete) is installed as
-// config/ installs it, and bound, in the configured scope, only when garbage
-// collection is on.
+// TestRBACGarbageCollection: token-projector-gc (delete) is rendered, from
+// config/gc/role.yaml, and bound in the configured scope only when garbage
+// collection is on: a default install carries no delete permission at all,
+// bound or not, for RBAC audits to flag.
 func TestRBACGarbageCollection(t *testing.T) {
-	if render.Find(chart(t), "ClusterRole", "token-projector-gc") == nil {
-		t.Error("the chart does not render token-projector-gc from config/rbac/role.yaml")
+	for _, objs := range [][]*unstructured.Unstructured{chart(t), namespaced(t)} {
+		if o := render.Find(objs, "ClusterRole", "token-projector-gc"); o != nil {
+			t.Errorf("gc is off, yet the chart renders %s", render.Key(o))
+		}
+		for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+			for _, b := range render.OfKind(objs, kind) {
+				if b.GetName() == "token-projector-gc" {
+					t.Errorf("gc is off, yet the chart renders %s", render.Key(b))
+				}
+			}
+		}
 	}
 	cluster := chart(t, "--set", "gc.enabled=true", "--set", "gc.ttl=48h")
+	if render.Find(cluster, "ClusterRole", "token-projector-gc") == nil {
+		t.Error("gc.enabled does not render token-projector-gc from config/gc/role.yaml")
+	}
 	if render.Find(cluster, "ClusterRoleBinding", "token-projector-gc") == nil {
 		t.Errorf("gc.enabled binds no token-projector-gc: %v", render.Keys(render.OfKind(cluster, "ClusterRoleBinding")))
 	}
