@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -19,9 +21,10 @@ const coldCap = 60 * time.Second
 
 // coldRun is one measured cold or burst run.
 type coldRun struct {
-	label string
-	m     measured
-	calls calls
+	label       string
+	concurrency int
+	m           measured
+	calls       calls
 }
 
 // cold measures the cold path over HTTP/2: every pod names a ServiceAccount
@@ -31,6 +34,7 @@ func (b *bench) cold(ctx context.Context) error {
 	fmt.Println("== cold path: a new ServiceAccount per pod (HTTP/2); each admission must create SA, Role and RoleBinding: 3 writes, no reads ==")
 	printColdHeader()
 	want := 0
+	var err error
 	for _, conc := range concurrencies {
 		set := fmt.Sprintf("cold%d", conc)
 		bodies, uids, err := bodies(set, nsCold, b.c.coldRequests, func(i int) string { return fmt.Sprintf("%s-%04d", set, i) })
@@ -46,10 +50,15 @@ func (b *bench) cold(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r := coldRun{label: fmt.Sprintf("h2 c=%d", conc), m: m, calls: apiCalls(m.metrics)}
+		r := coldRun{label: fmt.Sprintf("h2 c=%d", conc), concurrency: conc, m: m, calls: apiCalls(m.metrics)}
 		printCold(r)
 		b.summary.cold = append(b.summary.cold, r)
 	}
+	if b.summary.coldCreateP50, err = b.plainCreateP50(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("\none plain create (a ServiceAccount, as the webhook's user, one at a time): p50 %s over %d creates\n",
+		ms(b.summary.coldCreateP50), b.c.coldRequests)
 	sa, roles, bindings, err := b.countIdentities(ctx, nsCold, "cold")
 	if err != nil {
 		return err
@@ -128,4 +137,27 @@ func (b *bench) countIdentities(ctx context.Context, namespace, prefix string) (
 		}
 	}
 	return n[0], n[1], n[2], nil
+}
+
+// plainCreateP50 is the baseline of the cold path: the median of creating
+// one object with nothing else, a ServiceAccount created by the webhook's
+// own user (its client and RBAC), one at a time, in this run. A new
+// account's admission costs, at the least, the ServiceAccount and Role
+// created at once and then the RoleBinding: about two of these.
+func (b *bench) plainCreateP50(ctx context.Context) (time.Duration, error) {
+	c, err := client.New(b.env.WebhookConfig, client.Options{Scheme: b.env.Scheme})
+	if err != nil {
+		return 0, err
+	}
+	took := make([]time.Duration, 0, b.c.coldRequests)
+	for i := range b.c.coldRequests {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: nsCold, Name: fmt.Sprintf("plain-%04d", i)}}
+		start := time.Now()
+		if err := c.Create(ctx, sa); err != nil {
+			return 0, fmt.Errorf("baseline create: %w", err)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	return took[len(took)/2], nil
 }

@@ -34,8 +34,8 @@ type webhookProcess struct {
 }
 
 // startProcess runs the binary until it is ready (certificates loaded,
-// caches synced).
-func startProcess(t *testing.T, bin, kubeconfig, logFile string) *webhookProcess {
+// caches synced); extra flags override the defaults.
+func startProcess(t *testing.T, bin, kubeconfig, logFile string, extra ...string) *webhookProcess {
 	t.Helper()
 	healthPort, err := testenv.FreePort()
 	if err != nil {
@@ -60,6 +60,7 @@ func startProcess(t *testing.T, bin, kubeconfig, logFile string) *webhookProcess
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--zap-log-level", "error",
 	)
+	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
