@@ -29,12 +29,7 @@ import (
 // them only, by their own counts; when that one stops, the other takes over.
 func TestOnlyTheLeaderReconcilesBothAdmit(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	bin, err := testenv.BuildWebhook(env.Root, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := webhookKubeconfig(t, dir)
+	dir, bin, kubeconfig := buildBinary(t)
 	elect := []string{"--leader-elect", "--leader-election-namespace", testenv.ReleaseNamespace}
 	// a serves kube-apiserver; b another port, reached directly.
 	a := startProcess(t, bin, kubeconfig, filepath.Join(dir, "a.log"), elect...)
@@ -89,7 +84,10 @@ func (p *webhookProcess) stop(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-p.exited:
+	case err := <-p.exited:
+		if err != nil {
+			t.Errorf("the webhook exited on SIGTERM with %v, want a clean shutdown", err)
+		}
 	case <-time.After(time.Minute):
 		t.Fatal("the webhook did not stop within a minute of SIGTERM")
 	}
