@@ -118,6 +118,8 @@ func install(t *testing.T, c client.Client, release, ns string, identity *rest.C
 		"webhook-port":              strconv.Itoa(port),
 		"health-probe-bind-address": in.healthAddr,
 		"metrics-bind-address":      "0",
+		// In a pod, the Lease's namespace is the pod's own; here, the release's.
+		"leader-election-namespace": ns,
 	})
 	return in
 }
