@@ -147,14 +147,17 @@ func (f *flight) result() Result {
 	return res
 }
 
-func (f *flight) giveUp(namespace, serviceAccount string, cause error) error {
+// giveUp is the error of a caller whose own context ended first: what the
+// shared ensure was still doing, and why the caller stopped waiting. The
+// ensure goes on for the others.
+func (f *flight) giveUp(cause error) error {
 	f.mu.Lock()
 	doing := f.doing
 	f.mu.Unlock()
 	if doing == "" {
 		doing = "reading from the cache"
 	}
-	return fmt.Errorf("gave up on the ensure of ServiceAccount %s/%s, still %s, at this admission's deadline: %w", namespace, serviceAccount, doing, cause)
+	return fmt.Errorf("stopped waiting, still %s: %w", doing, cause)
 }
 
 // await joins the flight of the account, starting one if none runs, and
@@ -182,7 +185,7 @@ func (e *Ensurer) await(ctx context.Context, namespace, serviceAccount string, c
 	case <-f.done:
 		return f.result(), f.err
 	case <-ctx.Done():
-		return Result{}, f.giveUp(namespace, serviceAccount, context.Cause(ctx))
+		return Result{}, f.giveUp(context.Cause(ctx))
 	}
 }
 
