@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -121,6 +122,10 @@ type flight struct {
 	res  Result
 	err  error
 
+	// callers counts the callers that waited on it, the one that started it
+	// included.
+	callers atomic.Int32
+
 	mu sync.Mutex
 	// claimed is set once one caller has been given res.Created.
 	claimed bool
@@ -179,6 +184,7 @@ func (e *Ensurer) await(ctx context.Context, namespace, serviceAccount string, c
 		// its logger; bounded by its own timeout.
 		go e.fly(context.WithoutCancel(ctx), key, f, namespace, serviceAccount, createAccount)
 	}
+	f.callers.Add(1)
 	e.mu.Unlock()
 
 	select {

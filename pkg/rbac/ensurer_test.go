@@ -71,6 +71,34 @@ func ensurerOn(api *gatedAPI) *Ensurer {
 	return &Ensurer{Cache: api, Live: api, Writer: api, Timeout: time.Minute}
 }
 
+// startHeld starts an ensure of demo/app and returns once the API server
+// holds it at the gate; the channel gets the ensure's error.
+func startHeld(ctx context.Context, e *Ensurer, api *gatedAPI) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Ensure(ctx, "demo", "app", false)
+		done <- err
+	}()
+	<-api.held
+	return done
+}
+
+// waitCallers waits until n callers wait on the ensure of key.
+func waitCallers(t *testing.T, e *Ensurer, key string, n int32) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		e.mu.Lock()
+		f := e.flights[key]
+		e.mu.Unlock()
+		if f != nil && f.callers.Load() >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("%d callers did not join the ensure of %s within 30s", n, key)
+}
+
 // TestWaiterAnswersByItsOwnDeadline: a caller that joins an ensure held by
 // the API server returns when its own deadline passes, with an error that
 // says what the ensure was waiting for, while the ensure goes on; it then
@@ -80,12 +108,7 @@ func TestWaiterAnswersByItsOwnDeadline(t *testing.T) {
 	api.gate, api.gateKind = make(chan struct{}), "RoleBinding"
 	e := ensurerOn(api)
 
-	leader := make(chan error, 1)
-	go func() {
-		_, err := e.Ensure(context.Background(), "demo", "app", false)
-		leader <- err
-	}()
-	<-api.held // the leader's ensure is at the RoleBinding, held
+	leader := startHeld(context.Background(), e, api) // at the RoleBinding, held
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -117,12 +140,7 @@ func TestLeaderCancelledDoesNotFailOthers(t *testing.T) {
 	e := ensurerOn(api)
 
 	leaderCtx, cancelLeader := context.WithCancel(context.Background())
-	leader := make(chan error, 1)
-	go func() {
-		_, err := e.Ensure(leaderCtx, "demo", "app", false)
-		leader <- err
-	}()
-	<-api.held
+	leader := startHeld(leaderCtx, e, api)
 	waiter := make(chan Result, 1)
 	waiterErr := make(chan error, 1)
 	go func() {
@@ -130,6 +148,7 @@ func TestLeaderCancelledDoesNotFailOthers(t *testing.T) {
 		waiter <- res
 		waiterErr <- err
 	}()
+	waitCallers(t, e, "demo/app", 2)
 
 	cancelLeader()
 	if err := <-leader; !errors.Is(err, context.Canceled) {
