@@ -105,10 +105,12 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Reque
 	if err != nil {
 		return deny(reasonInvalid, err.Error())
 	}
-	if v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount); failed {
+	ensured, v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount)
+	if failed {
 		return v
 	}
-	return verdict{resp: admission.Allowed("").WithWarnings(res.Warnings...), outcome: outcomeUnchanged, reason: reasonEnsured}
+	warnings := appendIf(res.Warnings, noRBACWarning(req.Namespace, res.Spec.ServiceAccount, ensured))
+	return verdict{resp: admission.Allowed("").WithWarnings(warnings...), outcome: outcomeUnchanged, reason: reasonEnsured}
 }
 
 // unchangedTemplate reports whether req is an UPDATE whose old object's pod

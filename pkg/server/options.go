@@ -69,6 +69,16 @@ type Options struct {
 	// present a client certificate it signed (kube-apiserver does, once given
 	// one through its admission configuration). Reloaded when it changes.
 	ClientCA string
+	// LeaderElection runs the reconciler (restoring identities and, with
+	// GCTTL, collecting them) on one replica only, elected through a Lease
+	// in LeaderElectionNamespace. The webhook server serves admissions on
+	// every replica either way. Off by default, for a single process
+	// outside a cluster (tests, make run); the chart and config/manager
+	// turn it on.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the Lease; empty means the namespace
+	// the webhook's pod runs in (the release namespace).
+	LeaderElectionNamespace string
 	// EnableHTTP2 serves HTTP/2 on the webhook port. Off by default, as in
 	// kubebuilder, so that HTTP/2 stream attacks (CVE-2023-44487) from the
 	// pod network do not apply.
@@ -93,6 +103,9 @@ func DefaultOptions() Options {
 	}
 }
 
+// LeaderElectionID names the Lease the replicas elect the reconciler by.
+const LeaderElectionID = "token-projector-reconciler"
+
 // BindFlags registers a flag for every option, defaulting to the current value.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig file. Default: $KUBECONFIG, then the in-cluster configuration.")
@@ -112,6 +125,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown, after the drain delay.")
 	fs.DurationVar(&o.GCTTL, "gc-ttl", o.GCTTL, "Delete managed ServiceAccounts, Roles and RoleBindings no pod or workload has named for this long; 0 disables. Needs the token-projector-gc ClusterRole.")
 	fs.StringVar(&o.ClientCA, "client-ca", o.ClientCA, "PEM file of the CA that signs the client certificates callers must present (kube-apiserver's); empty accepts any caller. Reloaded when it changes.")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Run the reconciler (restore, garbage collection) on one elected replica only, through the Lease "+LeaderElectionID+"; every replica serves admissions.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader-election Lease; empty means the webhook pod's own namespace.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "Serve HTTP/2 on the webhook port (off: HTTP/1.1 only).")
 }
 

@@ -280,8 +280,8 @@ func TestRBACClusterScope(t *testing.T) {
 	if got, want := render.Keys(bindings), []string{"ClusterRoleBinding /token-projector", "ClusterRoleBinding /token-projector-namespaces"}; !slices.Equal(got, want) {
 		t.Errorf("ClusterRoleBindings = %v, want %v", got, want)
 	}
-	if rb := render.OfKind(objs, "RoleBinding"); len(rb) != 0 {
-		t.Errorf("RoleBindings in cluster scope: %v", render.Keys(rb))
+	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding " + ns + "/token-projector-leader-election"}; !slices.Equal(got, want) {
+		t.Errorf("RoleBindings in cluster scope = %v, want only %v (the leader-election Lease)", got, want)
 	}
 	for _, b := range bindings {
 		var crb rbacv1.ClusterRoleBinding
@@ -306,7 +306,8 @@ func TestRBACNamespacedScope(t *testing.T) {
 	if got, want := render.Keys(render.OfKind(objs, "ClusterRoleBinding")), []string{"ClusterRoleBinding /token-projector-namespaces"}; !slices.Equal(got, want) {
 		t.Errorf("ClusterRoleBindings = %v, want only %v (reading namespaces)", got, want)
 	}
-	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding team-a/token-projector", "RoleBinding team-b/token-projector"}; !slices.Equal(got, want) {
+	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding team-a/token-projector", "RoleBinding team-b/token-projector",
+		"RoleBinding " + ns + "/token-projector-leader-election"}; !slices.Equal(got, want) {
 		t.Errorf("RoleBindings = %v, want %v", got, want)
 	}
 	for _, b := range render.OfKind(objs, "RoleBinding") {
@@ -315,6 +316,9 @@ func TestRBACNamespacedScope(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertSubject(t, rb.Subjects)
+		if rb.Namespace == ns {
+			continue // the leader-election Role, in the release namespace
+		}
 		if rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "token-projector"}) {
 			t.Errorf("%s/%s roleRef = %+v", rb.Namespace, rb.Name, rb.RoleRef)
 		}
@@ -399,6 +403,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		}
 		for _, o := range roles {
 			var r rbacv1.ClusterRole
+			kind, namespace := o.GetKind(), o.GetNamespace()
 			o := o.DeepCopy()
 			o.SetKind("ClusterRole")
 			if err := render.Into(o, &r); err != nil {
@@ -418,7 +423,11 @@ func TestRBACLeastPrivilege(t *testing.T) {
 				if len(rule.NonResourceURLs) > 0 {
 					t.Errorf("%s %s: non-resource URLs in %+v", name, r.Name, rule)
 				}
-				ownEvents := slices.Equal(rule.Resources, []string{"events"}) && slices.Equal(rule.APIGroups, []string{"events.k8s.io"})
+				ownEvents := slices.Equal(rule.Resources, []string{"events"}) && (slices.Equal(rule.APIGroups, []string{"events.k8s.io"}) ||
+					slices.Equal(rule.APIGroups, []string{""}) && kind == "Role")
+				// The leader-election Lease: a Role, so only in the release namespace.
+				ownLease := kind == "Role" && namespace == ns &&
+					slices.Equal(rule.Resources, []string{"leases"}) && slices.Equal(rule.APIGroups, []string{"coordination.k8s.io"})
 				ownIdentities := r.Name == "token-projector-gc" && !slices.ContainsFunc(rule.Resources, func(res string) bool {
 					return res != "serviceaccounts" && res != "roles" && res != "rolebindings"
 				})
@@ -426,6 +435,8 @@ func TestRBACLeastPrivilege(t *testing.T) {
 					switch {
 					case slices.Contains(never, v):
 					case (v == "update" || v == "patch") && ownEvents:
+						continue
+					case v == "update" && ownLease:
 						continue
 					case v == "delete" && ownIdentities:
 						continue

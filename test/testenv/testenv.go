@@ -175,6 +175,9 @@ func (e *Env) ServerOptions() (server.Options, error) {
 	o.WebhookPort = e.WebhookInstallOptions.LocalServingPort
 	o.CertDir = e.WebhookInstallOptions.LocalServingCertDir
 	o.MetricsBindAddress = "0"
+	// A test that turns leader election on finds the Lease where a cluster
+	// install keeps it, under the shipped Role.
+	o.LeaderElectionNamespace = ReleaseNamespace
 	port, err := FreePort()
 	if err != nil {
 		return o, err
