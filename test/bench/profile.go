@@ -19,7 +19,7 @@ import (
 )
 
 // profiles takes a CPU profile of the webhook and of the ceiling under the
-// warm load of the headline figures (HTTP/2, concurrency 64) and prints
+// warm load of the headline figures (HTTP/1.1, concurrency 64) and prints
 // what dominates each: pprof's top entries and the share of the stages an
 // admission passes through.
 func (b *bench) profiles(ctx context.Context, bodies [][]byte, uids []types.UID) error {
