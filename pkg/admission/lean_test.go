@@ -17,7 +17,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
-	"sigs.k8s.io/yaml"
 
 	tpadmission "github.com/token-projector/token-projector/pkg/admission"
 	"github.com/token-projector/token-projector/pkg/mutate"
@@ -119,20 +118,10 @@ func equalityBodies(t *testing.T) map[string][]byte {
 	for name, body := range fuzzCorpus(t, "testdata/fuzz/FuzzAdmissionReview") {
 		bodies["seed "+name] = body
 	}
-	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
-	for _, in := range ins {
-		b, err := os.ReadFile(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pod, err := yaml.YAMLToJSON(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Base(filepath.Dir(in))
-		bodies["golden "+name] = reviewBody("v1", "uid-"+name, fuzzOptedIn, "CREATE", `{"group":"","version":"v1","kind":"Pod"}`, string(pod), "")
+	for name, pod := range goldenPods(t) {
+		bodies["golden "+name] = reviewBody("v1", "uid-"+name, fuzzOptedIn, "CREATE", `{"group":"","version":"v1","kind":"Pod"}`, pod, "")
 		bodies["golden deployment "+name] = reviewBody("v1", "uid-d-"+name, fuzzOptedIn, "CREATE", `{"group":"apps","version":"v1","kind":"Deployment"}`,
-			`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":`+string(pod)+`}}`, "")
+			`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":`+pod+`}}`, "")
 	}
 	for name, pod := range parseCorpusPods(t) {
 		bodies["FuzzParse "+name] = reviewBody("v1", "uid-p-"+name, fuzzOptedIn, "CREATE", `{"group":"","version":"v1","kind":"Pod"}`, pod, "")
