@@ -92,31 +92,32 @@ var (
 // case-insensitive encoding/json read of the top-level apiVersion and kind,
 // can only see what the one case-sensitive pass sees: no string in the body
 // spells either name but exactly, in any case, escape or folding letter.
-// Anything else (any "Kind" anywhere, say) takes the framework's path. Only
-// strings starting with a, A, k or K are looked at: each is found by a
-// vectorised search, not a walk over every quote (which was 4 % of the
-// webhook's CPU under load).
+// Anything else (any "Kind" anywhere, say) takes the framework's path.
 func plainReview(body []byte) bool {
 	if bytes.Contains(body, escapeU) || bytes.Contains(body, kelvin) || bytes.Contains(body, longS) {
 		return false
 	}
-	for _, start := range nameStarts {
-		for rest := body; ; {
-			i := bytes.Index(rest, start)
-			if i < 0 {
-				break
-			}
-			rest = rest[i+1:]
-			if otherCase(rest, "kind") || otherCase(rest, "apiVersion") {
-				return false
-			}
-		}
-	}
-	return true
+	return !spelledOtherwise(body, "kind", 'k', 0) && !spelledOtherwise(body, "kind", 'K', 0) &&
+		!spelledOtherwise(body, "apiVersion", 'v', 3) && !spelledOtherwise(body, "apiVersion", 'V', 3)
 }
 
-// nameStarts open a string that may spell kind or apiVersion.
-var nameStarts = [][]byte{[]byte(`"k`), []byte(`"K`), []byte(`"a`), []byte(`"A`)}
+// spelledOtherwise reports whether a string in body spells name in another
+// case. Candidates are found by name's letter at offset at, in the case c,
+// with a vectorised search for that one byte: comparing at every quote was
+// a third of the cost of decoding the review.
+func spelledOtherwise(body []byte, name string, c byte, at int) bool {
+	for i := 0; ; {
+		j := bytes.IndexByte(body[i:], c)
+		if j < 0 {
+			return false
+		}
+		start := i + j - at
+		i += j + 1
+		if start >= 1 && body[start-1] == '"' && otherCase(body[start:], name) {
+			return true
+		}
+	}
+}
 
 // otherCase reports whether s starts with name in another case, then a quote.
 func otherCase(s []byte, name string) bool {
