@@ -142,12 +142,14 @@ func releaseBody(b []byte) {
 
 // readBody is admission.Webhook's io.ReadAll of the body through an
 // io.LimitedReader of maxRequestSize (too large once that is used up), into
-// a pooled buffer of the announced length rather than one grown from 512
-// bytes.
+// a pooled buffer of the announced length (up to maxPooledBody) rather than
+// one grown from 512 bytes.
 func readBody(r *http.Request) (body []byte, tooLarge bool, err error) {
 	limited := &io.LimitedReader{R: r.Body, N: maxRequestSize}
 	b := (*bodies.Get().(*[]byte))[:0]
-	if want := int(min(r.ContentLength, maxRequestSize)) + 1; cap(b) < want {
+	// Sized by the announced length only up to what is pooled: a client
+	// announcing megabytes it never sends gets no such buffer up front.
+	if want := int(min(r.ContentLength, maxPooledBody)) + 1; cap(b) < want {
 		b = make([]byte, 0, max(want, 512))
 	}
 	for {

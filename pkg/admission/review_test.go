@@ -1,6 +1,11 @@
 package admission
 
-import "testing"
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
 
 // TestPlainReview: a body takes the one-pass decode only if no string in it
 // spells apiVersion or kind other than exactly, as encoding/json's
@@ -27,5 +32,20 @@ func TestPlainReview(t *testing.T) {
 		if got := plainReview([]byte(body)); got != want {
 			t.Errorf("plainReview(%s) = %v, want %v", body, got, want)
 		}
+	}
+}
+
+// TestReadBodyDoesNotTrustTheAnnouncedLength: a request announcing the
+// limit but sending a few bytes gets a buffer of the pooled size, not one of
+// the announced size; the body read is what was sent.
+func TestReadBodyDoesNotTrustTheAnnouncedLength(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, PodsPath, strings.NewReader(`{"a":1}`))
+	r.ContentLength = maxRequestSize
+	body, tooLarge, err := readBody(r)
+	if err != nil || tooLarge || string(body) != `{"a":1}` {
+		t.Fatalf("readBody = %q, %v, %v", body, tooLarge, err)
+	}
+	if cap(body) > maxPooledBody+1 {
+		t.Errorf("a buffer of %d bytes for a 7-byte body announced as %d", cap(body), r.ContentLength)
 	}
 }
