@@ -98,9 +98,16 @@ func BenchmarkHandle(b *testing.B) {
 }
 
 // BenchmarkServeHTTP is the handler end to end in-process, as the webhook
-// server runs it (controller-runtime's admission.Webhook around PodHandler):
-// the AdmissionReview body in, the JSON answer out.
+// server runs it (Lean around admission.Webhook and PodHandler): the
+// AdmissionReview body in, the JSON answer out.
 func BenchmarkServeHTTP(b *testing.B) {
+	h, ctx := benchHandler(b)
+	benchServe(b, ctx, tpadmission.Lean(&admission.Webhook{Handler: h}))
+}
+
+// BenchmarkServeHTTPFramework is the same through controller-runtime's
+// admission.Webhook.ServeHTTP, for comparison.
+func BenchmarkServeHTTPFramework(b *testing.B) {
 	h, ctx := benchHandler(b)
 	benchServe(b, ctx, &admission.Webhook{Handler: h})
 }

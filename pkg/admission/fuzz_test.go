@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -100,7 +101,8 @@ func fuzzWebhook(ens tpadmission.Ensurer) *admission.Webhook {
 }
 
 // FuzzAdmissionReview posts arbitrary bytes to the pod webhook's HTTP handler
-// as kube-apiserver (or anyone on the pod network) would. Properties:
+// (Lean) as kube-apiserver (or anyone on the pod network) would. Properties:
+//   - Lean answers as admission.Webhook around the same handler (sameAnswer);
 //   - no panic, and never a 500 (the Ensurer and cache here cannot fail, so
 //     a 500 is a recovered panic or bad input mistaken for our own failure);
 //   - a review that decodes gets its request UID echoed;
@@ -116,12 +118,13 @@ func fuzzWebhook(ens tpadmission.Ensurer) *admission.Webhook {
 func FuzzAdmissionReview(f *testing.F) {
 	logf.SetLogger(logr.Discard())
 	// Built once: each fuzz worker runs its inputs one at a time. The pod
-	// webhook as pkg/server registers it: its own review decoding, handing
-	// what it does not take to admission.Webhook. A panic in its path comes
-	// back as a 500, which fails the test too.
+	// webhook as pkg/server registers it: Lean around admission.Webhook and
+	// the pod handler, held to admission.Webhook's own answer on each input.
 	ens := &recordingEnsurer{}
-	wh := fuzzWebhook(ens)
+	framework := fuzzWebhook(ens)
+	wh := tpadmission.Lean(framework)
 	f.Fuzz(func(t *testing.T, body []byte) {
+		sameAnswer(t, framework, body, "application/json")
 		ens.taken()
 		resp := serve(t, wh, body)
 
@@ -133,8 +136,11 @@ func FuzzAdmissionReview(f *testing.F) {
 			}
 			return
 		}
-		if review.Request == nil {
-			review.Request = &admissionv1.AdmissionRequest{}
+		if review.Request == nil || reflect.ValueOf(*review.Request).IsZero() {
+			if resp.Allowed || resp.Result.Code != http.StatusBadRequest {
+				t.Fatalf("a review without a request was not refused as a bad request: %+v", resp)
+			}
+			return
 		}
 		req := review.Request
 		if resp.UID != req.UID {

@@ -57,29 +57,14 @@ func TestSeedCorpus(t *testing.T) {
 func seedReviews(t *testing.T) map[string][]byte {
 	t.Helper()
 	seeds := map[string][]byte{}
-	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
-	if len(ins) == 0 {
-		t.Fatal("no golden pods found")
-	}
-	var classic string
-	for _, in := range ins {
-		b, err := os.ReadFile(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pod, err := yaml.YAMLToJSON(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := filepath.Base(filepath.Dir(in))
+	golden := goldenPods(t)
+	for name, pod := range golden {
 		if len(pod) > maxSeed {
 			continue
 		}
-		seeds["golden-"+name] = reviewBody("v1", "uid-"+name, fuzzOptedIn, "CREATE", `{"group":"","version":"v1","kind":"Pod"}`, string(pod), "")
-		if name == "classic" {
-			classic = string(pod)
-		}
+		seeds["golden-"+name] = reviewBody("v1", "uid-"+name, fuzzOptedIn, "CREATE", `{"group":"","version":"v1","kind":"Pod"}`, pod, "")
 	}
+	classic := golden["classic"]
 	const podKind = `{"group":"","version":"v1","kind":"Pod"}`
 	annotated := func(extra string) string {
 		return `{"metadata":{"generateName":"web-","annotations":{"token-projector.io/audience":"vault","token-projector.io/service-account":"nginx"` + extra +
@@ -118,6 +103,28 @@ func seedReviews(t *testing.T) map[string][]byte {
 		seeds[name] = body
 	}
 	return seeds
+}
+
+// goldenPods are pkg/mutate's golden input pods as JSON, by case name.
+func goldenPods(t *testing.T) map[string]string {
+	t.Helper()
+	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
+	if len(ins) == 0 {
+		t.Fatal("no golden pods found")
+	}
+	pods := map[string]string{}
+	for _, in := range ins {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pod, err := yaml.YAMLToJSON(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pods[filepath.Base(filepath.Dir(in))] = string(pod)
+	}
+	return pods
 }
 
 func reviewBody(version, uid, namespace, op, kind, object, subResource string) []byte {

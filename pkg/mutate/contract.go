@@ -27,6 +27,12 @@ const (
 	AnnotationContainers = Prefix + "containers"
 	// AnnotationStatus is written by the webhook: what it injected.
 	AnnotationStatus = Prefix + "status"
+	// LabelInjected is written by the webhook, InjectedTrue on every pod it
+	// injects: the webhook's pod cache selects on it, so that its memory
+	// follows the pods it manages, not the cluster's.
+	LabelInjected = Prefix + "injected"
+	// InjectedTrue is LabelInjected's value.
+	InjectedTrue = "true"
 
 	// VolumeName is the fixed name of the projected volume; with the status
 	// annotation it is what makes the mutation idempotent.

@@ -14,7 +14,7 @@ import (
 // computed here, so fields our k8s.io/api version does not know are never
 // touched, and no re-marshal and diff of the pod is needed.
 func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
-	ops := make([]jsonpatch.JsonPatchOperation, 0, 4+len(c.Mounts))
+	ops := make([]jsonpatch.JsonPatchOperation, 0, 5+len(c.Mounts))
 	if c.Volume != nil {
 		ops = append(ops, appendOp("/spec/volumes", len(pod.Spec.Volumes), *c.Volume))
 	}
@@ -37,6 +37,15 @@ func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{AnnotationStatus: c.Status}))
 		} else {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(AnnotationStatus), c.Status))
+		}
+	}
+	if c.Label {
+		// A pod without labels gets the map first: "add" below a missing
+		// /metadata/labels would fail.
+		if len(pod.Labels) == 0 {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/labels", map[string]string{LabelInjected: InjectedTrue}))
+		} else {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/labels/"+escape(LabelInjected), InjectedTrue))
 		}
 	}
 	return ops

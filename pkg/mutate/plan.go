@@ -43,12 +43,14 @@ type Changes struct {
 	DeprecatedServiceAccount string
 	// Status, when not empty, is set as the status annotation.
 	Status string
+	// Label, when true, sets the injected label (LabelInjected=InjectedTrue).
+	Label bool
 }
 
 // Empty reports whether the pod already carries everything the Spec asks for.
 func (c *Changes) Empty() bool {
 	return c.Volume == nil && len(c.Mounts) == 0 && c.ServiceAccountName == "" &&
-		c.DeprecatedServiceAccount == "" && c.Status == ""
+		c.DeprecatedServiceAccount == "" && c.Status == "" && !c.Label
 }
 
 // Status is what the status annotation records: what was injected, for audit
@@ -161,6 +163,7 @@ func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 		}
 	}
 	c.Status = statusChange(spec, pod, runsAs, spec.AssumedIdentity())
+	c.Label = pod.Labels[LabelInjected] != InjectedTrue
 	return c, nil
 }
 
@@ -223,6 +226,12 @@ func (c *Changes) Apply(pod *corev1.Pod) {
 			pod.Annotations = map[string]string{}
 		}
 		pod.Annotations[AnnotationStatus] = c.Status
+	}
+	if c.Label {
+		if pod.Labels == nil {
+			pod.Labels = map[string]string{}
+		}
+		pod.Labels[LabelInjected] = InjectedTrue
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -107,11 +108,13 @@ func CachedObjects(gc bool) []client.Object {
 	return objs
 }
 
-// CacheByObject are the cache settings of those informers: each object is
-// cut down to what the reconciler reads before it is stored, so that a
-// cluster's pods and ReplicaSets cost a few hundred bytes each.
+// CacheByObject are the cache settings of those informers: pods only if the
+// webhook injected them (InjectedPods), and each object cut down to what the
+// reconciler reads before it is stored, so that memory follows the pods the
+// webhook manages, not the cluster's, and a cluster's ReplicaSets cost a few
+// hundred bytes each.
 func CacheByObject(gc bool) map[client.Object]cache.ByObject {
-	by := map[client.Object]cache.ByObject{&corev1.Pod{}: {Transform: TrimPod}}
+	by := map[client.Object]cache.ByObject{&corev1.Pod{}: {Label: InjectedPods, Transform: TrimPod}}
 	if gc {
 		for _, k := range workloadKinds {
 			by[k.obj()] = cache.ByObject{Transform: trimmer(k)}
@@ -119,6 +122,11 @@ func CacheByObject(gc bool) map[client.Object]cache.ByObject {
 	}
 	return by
 }
+
+// InjectedPods selects the pods the webhook injected: restoring reads only
+// those (admitted with RBAC, their status annotation says), and collection
+// takes a live look at all of an account's pods before it deletes anything.
+var InjectedPods = labels.SelectorFromSet(labels.Set{mutate.LabelInjected: mutate.InjectedTrue})
 
 // TrimPod keeps of a pod its identity, its account and the webhook's status
 // annotation: what restoring and collecting read.

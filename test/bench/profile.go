@@ -19,17 +19,17 @@ import (
 )
 
 // profiles takes a CPU profile of the webhook and of the ceiling under the
-// warm load of the headline figures (HTTP/2, concurrency 64) and prints
+// warm load of the headline figures (HTTP/1.1, concurrency 64) and prints
 // what dominates each: pprof's top entries and the share of the stages an
 // admission passes through.
 func (b *bench) profiles(ctx context.Context, bodies [][]byte, uids []types.UID) error {
-	fmt.Printf("== CPU profiles: warm path, HTTP/2, concurrency 64, %s each (files in %s) ==\n", b.c.profile, b.c.outDir)
+	fmt.Printf("== CPU profiles: warm path, HTTP/1.1 (the default), concurrency 64, %s each (files in %s) ==\n", b.c.profile, b.c.outDir)
 	for _, s := range []*server{b.webhook, b.ceiling} {
 		expect := expectPatch
 		if s == b.ceiling {
 			expect = expectNoPatch
 		}
-		t, err := b.target(s.name, s.url, loadgen.HTTP2, bodies, uids, expect)
+		t, err := b.target(s.name, s.url, loadgen.HTTP1, bodies, uids, expect)
 		if err != nil {
 			return err
 		}
@@ -64,8 +64,12 @@ var stages = []struct{ label, function string }{
 	{"TLS: encrypting and writing", "crypto/tls.(*Conn).Write"},
 	{"HTTP/2 server frame loop", "net/http.(*http2serverConn).serve"},
 	{"net/http connection goroutine (TLS handshake; HTTP/1.1 requests, HTTP/2 runs under it)", "net/http.(*conn).serve"},
-	{"controller-runtime admission.Webhook.ServeHTTP", "sigs.k8s.io/controller-runtime/pkg/webhook/admission.(*Webhook).ServeHTTP"},
-	{"  universal deserializer (AdmissionReview)", "k8s.io/apimachinery/pkg/runtime/serializer/json.(*Serializer).Decode"},
+	{"Lean ServeHTTP (all below)", "github.com/token-projector/token-projector/pkg/admission.(*leanWebhook).ServeHTTP"},
+	{"  review read (pooled buffer)", "github.com/token-projector/token-projector/pkg/admission.readBody"},
+	{"  review decode (one pass, or the framework's deserializer)", "github.com/token-projector/token-projector/pkg/admission.decodeReview"},
+	{"  universal deserializer (AdmissionReview, not plain JSON)", "k8s.io/apimachinery/pkg/runtime/serializer/json.(*Serializer).Decode"},
+	{"  controller-runtime admission.Webhook.Handle (logger, panic recovery, Complete)", "sigs.k8s.io/controller-runtime/pkg/webhook/admission.(*Webhook).Handle"},
+	{"  patch encode", "github.com/token-projector/token-projector/pkg/admission.encodePatch"},
 	{"  JSON decode (sigs.k8s.io/json, case-sensitive)", "sigs.k8s.io/json.UnmarshalCaseSensitivePreserveInts"},
 	{"  patch marshal (Response.Complete)", "sigs.k8s.io/controller-runtime/pkg/webhook/admission.(*Response).Complete"},
 	{"  answer encode", "encoding/json.(*Encoder).Encode"},

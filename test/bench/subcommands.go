@@ -21,6 +21,7 @@ func cachememMain(ctx context.Context, args []string) error {
 	fs.IntVar(&shape.ServiceAccounts, "service-accounts", 10, "ServiceAccounts of the webhook per namespace.")
 	fs.BoolVar(&shape.RBAC, "rbac", true, "Give each ServiceAccount its Role and RoleBinding.")
 	fs.IntVar(&shape.Pods, "pods", 0, "Running pods per namespace.")
+	fs.IntVar(&shape.InjectedEvery, "injected-every", 1, "Every n-th pod was injected by the webhook (1: all).")
 	heapProfile := fs.String("heap-profile", "", "File to write a heap profile of the synced caches to.")
 	if err := fs.Parse(args); err != nil {
 		return err

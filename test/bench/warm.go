@@ -12,7 +12,7 @@ import (
 )
 
 var (
-	protocols     = []loadgen.Protocol{loadgen.HTTP2, loadgen.HTTP1}
+	protocols     = []loadgen.Protocol{loadgen.HTTP1, loadgen.HTTP2} // HTTP/1.1, the default, first
 	concurrencies = []int{1, 64}
 )
 

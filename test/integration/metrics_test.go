@@ -46,3 +46,22 @@ func TestWarmPathMakesNoAPICalls(t *testing.T) {
 		t.Errorf("%v webhook calls found %v objects in cache, want %v", calledTimes, got, 3*calledTimes)
 	}
 }
+
+// TestWebhookServerMetricsCoverLean: the pod path is served by Lean, and
+// controller-runtime's webhook server still counts its requests by path and
+// code (controller_runtime_webhook_requests_total), as it did around
+// admission.Webhook.
+func TestWebhookServerMetricsCoverLean(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, true)
+	served := func() float64 {
+		return testenv.Counter(t, "controller_runtime_webhook_requests_total", map[string]string{"webhook": "/mutate-pods", "code": "200"})
+	}
+	before := served()
+	if err := env.Admin.Create(ctx, pod(ns, "counted", classic("counted"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := served() - before; got < 1 {
+		t.Errorf("controller_runtime_webhook_requests_total{webhook=/mutate-pods,code=200} grew by %v for an admitted pod, want at least 1", got)
+	}
+}

@@ -77,8 +77,8 @@ func WaitFor(t testing.TB, what string, deadline time.Duration, cond func() bool
 }
 
 // MutatedOnce reports whether the pod carries exactly one token volume, one
-// token mount per container and the status annotation: what the webhook
-// leaves, however often it ran.
+// token mount per container, the status annotation and the injected label:
+// what the webhook leaves, however often it ran.
 func MutatedOnce(p *corev1.Pod) bool {
 	vols := 0
 	for _, v := range p.Spec.Volumes {
@@ -86,7 +86,7 @@ func MutatedOnce(p *corev1.Pod) bool {
 			vols++
 		}
 	}
-	if vols != 1 || p.Annotations[mutate.AnnotationStatus] == "" {
+	if vols != 1 || p.Annotations[mutate.AnnotationStatus] == "" || p.Labels[mutate.LabelInjected] != mutate.InjectedTrue {
 		return false
 	}
 	for _, c := range p.Spec.Containers {

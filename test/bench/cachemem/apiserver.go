@@ -13,6 +13,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -31,9 +32,16 @@ type Shape struct {
 	// ours, each with its Role and RoleBinding when RBAC is set.
 	ServiceAccounts int
 	RBAC            bool
-	// Pods per namespace, running and injected: the reconciler caches
-	// every pod of the cluster.
+	// Pods per namespace, running.
 	Pods int
+	// InjectedEvery: every n-th pod (by index over the cluster) was injected
+	// by the webhook and carries its label; 0 or 1: every pod.
+	InjectedEvery int
+}
+
+// injected reports whether pod i was injected by the webhook.
+func (s Shape) injected(i int) bool {
+	return s.InjectedEvery <= 1 || i%s.InjectedEvery == 0
 }
 
 // resourceVersion is the one revision the synthetic cluster is at.
@@ -261,18 +269,54 @@ func metaOf(obj any) metav1.ObjectMeta {
 	return metav1.ObjectMeta{}
 }
 
+// selected are the objects from index from on that match the request's
+// label selector, as kube-apiserver filters them: at most limit (<= 0: all),
+// and the index to continue from (-1: none left).
+func (a *apiServer) selected(r *http.Request, res resource, metadataOnly bool, from, limit int) ([]any, int, error) {
+	sel, err := labels.Parse(r.URL.Query().Get("labelSelector"))
+	if err != nil {
+		return nil, -1, err
+	}
+	total := res.count(a.shape)
+	var out []any
+	for i := from; i < total; i++ {
+		if limit > 0 && len(out) == limit {
+			return out, i, nil
+		}
+		obj := item(a.shape, res, metadataOnly, i)
+		if sel.Empty() || sel.Matches(labels.Set(labelsOf(obj))) {
+			out = append(out, obj)
+		}
+	}
+	return out, -1, nil
+}
+
+// labelsOf are the labels of an item.
+func labelsOf(obj any) map[string]string {
+	switch o := obj.(type) {
+	case *metav1.PartialObjectMetadata:
+		return o.Labels
+	case map[string]any:
+		if m, ok := o["metadata"].(metav1.ObjectMeta); ok {
+			return m.Labels
+		}
+		return nil
+	}
+	return metaOf(obj).Labels
+}
+
 func (a *apiServer) list(w http.ResponseWriter, r *http.Request, res resource, metadataOnly bool) {
 	q := r.URL.Query()
-	total := res.count(a.shape)
 	from, _ := strconv.Atoi(q.Get("continue"))
-	limit, err := strconv.Atoi(q.Get("limit"))
-	if err != nil || limit <= 0 {
-		limit = total
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	items, next, err := a.selected(r, res, metadataOnly, from, limit)
+	if err != nil {
+		a.notFound(w, r)
+		return
 	}
-	to := min(from+limit, total)
 	listMeta := map[string]string{"resourceVersion": resourceVersion}
-	if to < total {
-		listMeta["continue"] = strconv.Itoa(to)
+	if next >= 0 {
+		listMeta["continue"] = strconv.Itoa(next)
 	}
 	kind, apiVersion := res.listKind, res.apiVersion
 	if metadataOnly {
@@ -283,11 +327,11 @@ func (a *apiServer) list(w http.ResponseWriter, r *http.Request, res resource, m
 	_, _ = w.Write(head[:len(head)-1])
 	_, _ = w.Write([]byte(`,"items":[`))
 	enc := json.NewEncoder(w)
-	for i := from; i < to; i++ {
-		if i > from {
+	for i, obj := range items {
+		if i > 0 {
 			_, _ = w.Write([]byte(","))
 		}
-		_ = enc.Encode(item(a.shape, res, metadataOnly, i))
+		_ = enc.Encode(obj)
 	}
 	_, _ = w.Write([]byte("]}"))
 }
@@ -300,8 +344,12 @@ func (a *apiServer) watch(w http.ResponseWriter, r *http.Request, res resource, 
 	w.WriteHeader(http.StatusOK)
 	enc := json.NewEncoder(w)
 	if initialEvents {
-		for i := range res.count(a.shape) {
-			_ = enc.Encode(map[string]any{"type": "ADDED", "object": withKind(item(a.shape, res, metadataOnly, i), res)})
+		items, _, err := a.selected(r, res, metadataOnly, 0, 0)
+		if err != nil {
+			return
+		}
+		for _, obj := range items {
+			_ = enc.Encode(map[string]any{"type": "ADDED", "object": withKind(obj, res)})
 		}
 		kind, apiVersion := res.kind, res.apiVersion
 		if metadataOnly {

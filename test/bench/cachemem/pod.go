@@ -12,16 +12,18 @@ import (
 )
 
 // runningPod is the i-th pod of the cluster as kube-apiserver lists it: the
-// benchmarks' pod, injected by the webhook (volume, mounts, account, status
-// annotation), scheduled and running, with the managed fields of its
-// creator and of the kubelet.
+// benchmarks' pod, scheduled and running, with the managed fields of its
+// creator and of the kubelet; injected by the webhook (volume, mounts,
+// account, status annotation, injected label) if Shape says so.
 func runningPod(s Shape, i int) any {
 	ns := namespaceName(i / s.Pods)
 	sa := fmt.Sprintf("app-%d", i%max(s.ServiceAccounts, 1))
 	pod := fixture.Pod(i, sa)
-	res, err := mutate.Mutate(pod, mutate.DefaultConfig())
-	if err == nil {
-		res.Changes.Apply(pod)
+	if s.injected(i) {
+		res, err := mutate.Mutate(pod, mutate.DefaultConfig())
+		if err == nil {
+			res.Changes.Apply(pod)
+		}
 	}
 	pod.Name = pod.GenerateName + strconv.FormatInt(int64(i)*7919%1e5, 36)
 	pod.Namespace = ns

@@ -1,0 +1,61 @@
+package admission
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"gomodules.xyz/jsonpatch/v2"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/test/bench/fixture"
+)
+
+// TestEncodePatchIsMarshal checks that encodePatch writes the bytes
+// json.Marshal (Response.Complete's encoding) writes for the operations of
+// every golden pod and the benchmarks' pod, and leaves value-less
+// operations to it.
+func TestEncodePatchIsMarshal(t *testing.T) {
+	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
+	pods := []*corev1.Pod{fixture.Pod(1, "checkout")}
+	for _, in := range ins {
+		b, err := os.ReadFile(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pod corev1.Pod
+		if err := yaml.Unmarshal(b, &pod); err != nil {
+			t.Fatal(err)
+		}
+		pods = append(pods, &pod)
+	}
+	checked := 0
+	for _, pod := range pods {
+		res, err := mutate.Mutate(pod, mutate.DefaultConfig())
+		if err != nil || res.Changes.Empty() {
+			continue
+		}
+		ops := res.Changes.JSONPatch(pod)
+		want, err := json.Marshal(ops)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := encodePatch(ops)
+		if !ok || string(got) != string(want) {
+			t.Errorf("pod %s: encodePatch = %s, %v\njson.Marshal = %s", pod.Name, got, ok, want)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Fatalf("only %d pods patched", checked)
+	}
+	if _, ok := encodePatch([]jsonpatch.JsonPatchOperation{{Operation: "remove", Path: "/x"}}); ok {
+		t.Error("an operation without a value was encoded here")
+	}
+	if _, ok := encodePatch(nil); ok {
+		t.Error("no operations gave a patch")
+	}
+}
