@@ -15,8 +15,14 @@ HELM_LDFLAGS ?= $(foreach p,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(p)
 # The Helm chart; its files/ are copies of config/ made by chart-sync.
 CHART ?= charts/token-projector
 
-# Image for docker-build (no Docker engine runs on the development machines).
+# Image of make image, image-push and docker-build.
 IMG ?= ghcr.io/token-projector/token-projector:dev
+# Base of make image: the Dockerfile's (distroless static nonroot, pinned by
+# digest), so that both build the same image. BASE_IMAGE=local assembles an
+# equivalent static non-root base without a registry.
+BASE_IMAGE ?= $(shell awk '$$1 == "FROM" {base = $$2} END {print base}' Dockerfile)
+# Where make image writes the image (a docker-archive tarball).
+IMAGE_ARCHIVE ?= $(LOCALBIN)/image/token-projector.tar
 
 # How long each fuzz target runs in `make test` and in `make fuzz`.
 FUZZTIME_SHORT ?= 20s
@@ -78,8 +84,16 @@ controlplane: ## Build kube-apiserver and etcd for the tests from pinned modules
 ##@ Build
 
 .PHONY: build
-build: ## Build the webhook binary into bin/webhook.
-	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/webhook ./cmd/webhook
+build: ## Build the webhook binary into bin/webhook, as the Dockerfile does.
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/webhook ./cmd/webhook
+
+.PHONY: image
+image: build ## Build the webhook image without Docker into IMAGE_ARCHIVE, reproducibly (BASE_IMAGE=local: no registry needed).
+	go run ./hack/image build -binary $(LOCALBIN)/webhook -base $(BASE_IMAGE) -tag $(IMG) -o $(IMAGE_ARCHIVE)
+
+.PHONY: image-push
+image-push: image ## Push the image of make image to IMG (credentials of ~/.docker/config.json).
+	go run ./hack/image push -archive $(IMAGE_ARCHIVE) -to $(IMG)
 
 .PHONY: run
 run: controlplane ## Run the webhook against a local kube-apiserver with an opted-in demo namespace.
