@@ -62,8 +62,22 @@ lint: golangci-lint ## Run golangci-lint (installed at a pinned version).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: vet lint helm-lint controlplane test-fuzz ## Run every test: unit, golden, fuzz (short), chart, integration, faults, load (short) and end to end against a real kube-apiserver.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
+test: vet lint helm-lint controlplane cluster test-fuzz ## Run every test: unit, golden, fuzz (short), chart, integration, faults, load (short), end to end against a real kube-apiserver, and the real cluster.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
+	$(run-cluster-tier)
+
+# The cluster tier runs in go test's local directory mode, so that its
+# summary line (cluster: pods_running=...) is printed on success too.
+define run-cluster-tier
+cd test/cluster && KUBEBUILDER_ASSETS="$$(../../hack/controlplane.sh)" CLUSTER_ASSETS="$$(../../hack/cluster.sh)" HELM="$(HELM)" go test -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) $(CLUSTER_TEST_FLAGS)
+endef
+CLUSTER_TEST_TIMEOUT ?= 30m
+# Extra flags of the cluster tier's go test, e.g. -v.
+CLUSTER_TEST_FLAGS ?=
+
+.PHONY: test-cluster
+test-cluster: controlplane cluster helm ## Run the real-cluster tier alone (root; the chart installed with helm on a kubelet built from source; see docs/install.md).
+	$(run-cluster-tier)
 
 .PHONY: test-fuzz
 test-fuzz: ## Run each fuzz target for FUZZTIME_SHORT (20s; part of make test).
@@ -80,6 +94,10 @@ load: controlplane ## Run the long load test: 10 000 pods, 40 namespaces x 25 ac
 .PHONY: controlplane
 controlplane: ## Build kube-apiserver and etcd for the tests from pinned modules (cached in bin/k8s).
 	@hack/controlplane.sh
+
+.PHONY: cluster
+cluster: controlplane ## Build the cluster tier's kubelet, controller-manager, scheduler, kubectl, containerd, runc and CNI plugins from pinned modules (cached in bin/).
+	@hack/cluster.sh --times > /dev/null
 
 ##@ Build
 
