@@ -303,7 +303,7 @@ func (c *Cluster) waitFor(ctx context.Context, what string, timeout time.Duratio
 		return ok, nil
 	})
 	if err != nil && last != nil {
-		return fmt.Errorf("waiting for %s: %w (last: %v)", what, err, last)
+		return fmt.Errorf("waiting for %s: %w (last: %w)", what, err, last)
 	}
 	if err != nil {
 		return fmt.Errorf("waiting for %s: %w", what, err)

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,7 +82,7 @@ func (d *daemon) exited() bool {
 
 // failure describes how d ended, with the tail of its log.
 func (d *daemon) failure() error {
-	return fmt.Errorf("%s exited (%v); the end of %s:\n%s", d.name, d.err, d.log, tail(d.log, 30))
+	return fmt.Errorf("%s exited (%w); the end of %s:\n%s", d.name, d.err, d.log, tail(d.log, 30))
 }
 
 // stop sends sig, waits up to grace for the exit, then kills.
@@ -112,5 +111,3 @@ func tail(file string, n int) string {
 	}
 	return string(bytes.Join(lines, []byte("\n")))
 }
-
-var errStopped = errors.New("a daemon of the cluster exited")

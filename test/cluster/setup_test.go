@@ -201,12 +201,15 @@ func helmInstallArgs() []string {
 		"--wait", "--timeout", "5m"}
 }
 
-// install installs the chart as an admin would and waits until the API
-// server calls the webhook through its Service: both replicas Ready behind
-// it and the CA injected.
+// install installs the chart as docs/install.md says (its namespace under
+// the restricted Pod Security Standard) and waits until the API server
+// calls the webhook through its Service: both replicas Ready behind it and
+// the CA injected.
 func (e *env) install(t *testing.T) {
 	t.Helper()
-	e.helm(t, append([]string{"install", release, render.ChartDir, "--create-namespace"}, helmInstallArgs()...)...)
+	e.kubectl(t, "create", "namespace", releaseNS)
+	e.kubectl(t, "label", "namespace", releaseNS, "pod-security.kubernetes.io/enforce=restricted")
+	e.helm(t, append([]string{"install", release, render.ChartDir}, helmInstallArgs()...)...)
 	e.waitWebhookReady(t, 2)
 	e.waitFor(t, "the CA bundle in the webhook configuration", 2*time.Minute, func(ctx context.Context) (bool, error) {
 		list, err := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
