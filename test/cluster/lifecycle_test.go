@@ -151,18 +151,18 @@ func testOutage(t *testing.T, e *env) {
 	// ReplicaSet: an UPDATE of an annotated workload that asks for nothing
 	// new, which must never depend on the webhook.
 	e.kubectl(t, "scale", "deployment", "-n", tokensNS, "minter", "--replicas=2")
-	e.waitFor(t, "the deployment controller to scale minter's ReplicaSet to 2", time.Minute, func(ctx context.Context) (bool, error) {
-		rss, err := e.Client.AppsV1().ReplicaSets(tokensNS).List(ctx, metav1.ListOptions{LabelSelector: "app=minter"})
-		if err != nil {
-			return false, err
-		}
-		for _, rs := range rss.Items {
-			if rs.Spec.Replicas != nil && *rs.Spec.Replicas == 2 {
-				return true, nil
+	deadline := time.Now().Add(time.Minute)
+	for !e.replicaSetScaled(t, "minter", 2) {
+		if time.Now().After(deadline) {
+			d, err := e.Client.AppsV1().Deployments(tokensNS).Get(e.ctx, "minter", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
 			}
+			t.Errorf("the deployment controller did not scale minter's ReplicaSet to 2 within a minute; the Deployment's conditions: %+v", d.Status.Conditions)
+			break
 		}
-		return false, nil
-	})
+		time.Sleep(200 * time.Millisecond)
+	}
 	e.kubectl(t, "scale", "deployment", "-n", tokensNS, "minter", "--replicas=1")
 }
 
@@ -184,4 +184,20 @@ func testUninstall(t *testing.T, e *env) {
 	if _, err := e.Client.CoreV1().Pods(loadNS).Create(e.ctx, pendingPod("after-uninstall", true), metav1.CreateOptions{}); err != nil {
 		t.Errorf("an annotated pod in an opted-in namespace after uninstall: %v", err)
 	}
+}
+
+// replicaSetScaled reports whether a ReplicaSet of the Deployment named
+// app (its pods labelled app=<app>) asks for n replicas.
+func (e *env) replicaSetScaled(t *testing.T, app string, n int32) bool {
+	t.Helper()
+	rss, err := e.Client.AppsV1().ReplicaSets(tokensNS).List(e.ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rs := range rss.Items {
+		if rs.Spec.Replicas != nil && *rs.Spec.Replicas == n {
+			return true
+		}
+	}
+	return false
 }

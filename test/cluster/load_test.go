@@ -54,7 +54,7 @@ func (l *load) createOne(ctx context.Context, c kubernetes.Interface, ns string)
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			GenerateName: "load-",
-			Annotations:  map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: loadAccount},
+			Annotations:  map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationExpiration: "1h", mutate.AnnotationServiceAccount: loadAccount},
 		},
 		Spec: corev1.PodSpec{
 			NodeSelector: map[string]string{"token-projector.io/test-node": "none"},
