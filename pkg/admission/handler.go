@@ -39,6 +39,12 @@ type PodHandler struct {
 	// Namespaces reads Namespaces (metadata is enough) from the webhook's own
 	// cache: opt-in is decided from it, never from the request.
 	Namespaces client.Reader
+	// LiveNamespaces, if set, reads one Namespace from the API server (an
+	// uncached reader) to confirm a "not opted in" from the cache.
+	LiveNamespaces client.Reader
+	// LiveReadTimeout bounds that read, so that the ensure step after it
+	// still answers within kube-apiserver's timeout.
+	LiveReadTimeout time.Duration
 	// Ensurer ensures the ServiceAccount and its RBAC.
 	Ensurer Ensurer
 	// EnsureTimeout bounds the ensure step so that the webhook answers, with a
@@ -152,14 +158,17 @@ func (h *PodHandler) ensure(ctx context.Context, req admission.Request, serviceA
 	}
 }
 
+// optedIn answers from the cache when it says "opted in"; a miss or an
+// unlabelled namespace is confirmed with a live read (confirmOptIn), since
+// the cache may not have seen a label set a moment ago.
 func (h *PodHandler) optedIn(ctx context.Context, namespace string) (bool, error) {
-	ns := &metav1.PartialObjectMetadata{}
-	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
-	if err := h.Namespaces.Get(ctx, client.ObjectKey{Name: namespace}, ns); err != nil {
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
+	ns := namespaceMeta()
+	err := h.Namespaces.Get(ctx, client.ObjectKey{Name: namespace}, ns)
+	switch {
+	case err == nil && labelledIn(ns):
+		return true, nil
+	case err != nil && !apierrors.IsNotFound(err):
 		return false, fmt.Errorf("reading namespace %s from cache: %w", namespace, err)
 	}
-	return ns.Labels[mutate.LabelInject] == mutate.InjectEnabled, nil
+	return h.confirmOptIn(ctx, namespace)
 }

@@ -25,7 +25,9 @@ type Options struct {
 	CertDir string
 	// WebhookHost is the address the webhook server binds to; empty is all.
 	WebhookHost string
-	// WebhookPort is the webhook server's HTTPS port.
+	// WebhookPort is the webhook server's HTTPS port: 10250 by default, the
+	// port GKE private clusters' control-plane firewall allows besides 443.
+	// In a pod's own network namespace it does not clash with the kubelet's.
 	WebhookPort int
 	// MetricsBindAddress serves Prometheus metrics; "0" disables it.
 	MetricsBindAddress string
@@ -48,8 +50,13 @@ type Options struct {
 	// Namespaces, if set, restricts the webhook's caches to these namespaces:
 	// the namespaced RBAC scope, where it may not list cluster-wide.
 	Namespaces []string
-	// ShutdownTimeout bounds the graceful shutdown: in-flight admissions
-	// finish, new connections are refused.
+	// DrainDelay is how long the webhook keeps serving after SIGTERM, with
+	// /readyz failing, before it stops accepting: the time kube-apiserver
+	// takes to stop sending to a terminating replica. Zero (the default, for
+	// tests and development) stops at once; the chart and config/ set 10s.
+	DrainDelay time.Duration
+	// ShutdownTimeout bounds the graceful shutdown after the drain delay:
+	// in-flight admissions finish, new connections are refused.
 	ShutdownTimeout time.Duration
 	// GCTTL, when positive, deletes managed ServiceAccounts, Roles and
 	// RoleBindings that no pod or workload has named for this long (objects
@@ -73,7 +80,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		CertDir:                "/tmp/k8s-webhook-server/serving-certs",
-		WebhookPort:            9443,
+		WebhookPort:            10250,
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
 		PprofBindAddress:       "0",
@@ -99,7 +106,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 		o.Namespaces = splitList(s)
 		return nil
 	})
-	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown.")
+	fs.DurationVar(&o.DrainDelay, "drain-delay", o.DrainDelay, "How long to keep serving after SIGTERM, with /readyz failing, before shutting down: the time kube-apiserver takes to stop sending to this replica. The pod's terminationGracePeriodSeconds must exceed drain-delay + shutdown-timeout.")
+	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown, after the drain delay.")
 	fs.DurationVar(&o.GCTTL, "gc-ttl", o.GCTTL, "Delete managed ServiceAccounts, Roles and RoleBindings no pod or workload has named for this long; 0 disables. Needs the token-projector-gc ClusterRole.")
 	fs.StringVar(&o.ClientCA, "client-ca", o.ClientCA, "PEM file of the CA that signs the client certificates callers must present (kube-apiserver's); empty accepts any caller. Reloaded when it changes.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "Serve HTTP/2 on the webhook port (off: HTTP/1.1 only).")
@@ -126,6 +134,9 @@ func (o *Options) Validate() error {
 	}
 	if o.EnsureTimeout <= 0 {
 		return fmt.Errorf("ensure timeout must be positive, got %s", o.EnsureTimeout)
+	}
+	if o.DrainDelay < 0 || o.ShutdownTimeout < 0 {
+		return fmt.Errorf("drain delay and shutdown timeout must not be negative, got %s and %s", o.DrainDelay, o.ShutdownTimeout)
 	}
 	if o.GCTTL < 0 {
 		return fmt.Errorf("gc ttl must not be negative, got %s", o.GCTTL)

@@ -36,19 +36,25 @@ const (
 	eventSource = "token-projector"
 )
 
-// Run starts the webhook and blocks until ctx is cancelled or it fails.
+// Run starts the webhook and blocks until it fails, or until ctx is
+// cancelled and the drain (see drain) is over.
 func Run(ctx context.Context, o Options) error {
-	mgr, err := NewManager(o)
+	d := newDrain()
+	mgr, err := newManager(o, d)
 	if err != nil {
 		return err
 	}
 	logf.FromContext(ctx).Info("Starting webhook", "port", o.WebhookPort, "certDir", o.CertDir, "namespaces", o.Namespaces)
-	return mgr.Start(ctx)
+	return d.run(ctx, o.DrainDelay, mgr.Start)
 }
 
 // NewManager builds the manager with the pod webhook registered, its caches
 // declared (so that readiness waits for them) and its probes installed.
 func NewManager(o Options) (ctrl.Manager, error) {
+	return newManager(o, newDrain())
+}
+
+func newManager(o Options, d *drain) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -96,13 +102,15 @@ func NewManager(o Options) (ctrl.Manager, error) {
 	handler := &tpadmission.PodHandler{
 		Config:           o.MutateConfig(),
 		Namespaces:       mgr.GetCache(),
+		LiveNamespaces:   mgr.GetAPIReader(),
+		LiveReadTimeout:  o.EnsureTimeout / 3,
 		Ensurer:          touching,
 		EnsureTimeout:    o.EnsureTimeout,
 		Recorder:         mgr.GetEventRecorder(eventSource),
 		ServedNamespaces: o.Namespaces,
 	}
-	mgr.GetWebhookServer().Register(tpadmission.PodsPath, &admission.Webhook{Handler: handler})
-	mgr.GetWebhookServer().Register(tpadmission.WorkloadsPath, &admission.Webhook{Handler: &tpadmission.WorkloadHandler{PodHandler: handler}})
+	mgr.GetWebhookServer().Register(tpadmission.PodsPath, d.closing(&admission.Webhook{Handler: handler}))
+	mgr.GetWebhookServer().Register(tpadmission.WorkloadsPath, d.closing(&admission.Webhook{Handler: &tpadmission.WorkloadHandler{PodHandler: handler}}))
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
@@ -111,6 +119,9 @@ func NewManager(o Options) (ctrl.Manager, error) {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("caches-synced", cachesSynced(mgr.GetCache())); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("not-draining", d.checker()); err != nil {
 		return nil, err
 	}
 	return mgr, nil

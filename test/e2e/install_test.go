@@ -105,7 +105,8 @@ func install(t *testing.T, c client.Client, release, ns string, identity *rest.C
 		t.Fatal(err)
 	}
 
-	// The webhook binary with the chart's own flags, bar addresses and paths.
+	// The webhook binary with the chart's own flags, bar addresses, paths and
+	// the drain delay.
 	healthPort, err := testenv.FreePort()
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +119,9 @@ func install(t *testing.T, c client.Client, release, ns string, identity *rest.C
 		"webhook-port":              strconv.Itoa(port),
 		"health-probe-bind-address": in.healthAddr,
 		"metrics-bind-address":      "0",
+		// No Service routes here, so there is nothing to drain from; the
+		// drain itself is test/faults' TestDrainOnSIGTERM.
+		"drain-delay": "0s",
 	})
 	return in
 }

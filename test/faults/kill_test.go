@@ -31,11 +31,12 @@ type webhookProcess struct {
 	cmd     *exec.Cmd
 	exited  chan error
 	metrics string
+	readyz  string
 }
 
-// startProcess runs the binary until it is ready (certificates loaded,
-// caches synced).
-func startProcess(t *testing.T, bin, kubeconfig, logFile string) *webhookProcess {
+// startProcess runs the binary, with extra flags, until it is ready
+// (certificates loaded, caches synced).
+func startProcess(t *testing.T, bin, kubeconfig, logFile string, extra ...string) *webhookProcess {
 	t.Helper()
 	healthPort, err := testenv.FreePort()
 	if err != nil {
@@ -50,8 +51,9 @@ func startProcess(t *testing.T, bin, kubeconfig, logFile string) *webhookProcess
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = log.Close() })
-	p := &webhookProcess{exited: make(chan error, 1), metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)}
-	p.cmd = exec.Command(bin,
+	p := &webhookProcess{exited: make(chan error, 1), metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort),
+		readyz: fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort)}
+	p.cmd = exec.Command(bin, append([]string{
 		"--kubeconfig", kubeconfig,
 		"--cert-dir", certs.dir,
 		"--webhook-host", env.WebhookInstallOptions.LocalServingHost,
@@ -59,14 +61,14 @@ func startProcess(t *testing.T, bin, kubeconfig, logFile string) *webhookProcess
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", healthPort),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", metricsPort),
 		"--zap-log-level", "error",
-	)
+	}, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = log, log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { p.exited <- p.cmd.Wait() }()
 	t.Cleanup(func() { p.kill() })
-	if err := testenv.WaitReady(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", healthPort), time.Minute, p.exited); err != nil {
+	if err := testenv.WaitReady(context.Background(), p.readyz, time.Minute, p.exited); err != nil {
 		t.Fatalf("%v (log: %s)", err, logFile)
 	}
 	return p

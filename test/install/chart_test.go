@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -473,7 +474,8 @@ func TestDeployment(t *testing.T) {
 	for _, p := range c.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	if ports["webhook"] != 9443 || ports["health"] != 8081 || ports["metrics"] != 8080 {
+	// 10250: the port GKE private clusters' control-plane firewall allows.
+	if ports["webhook"] != 10250 || ports["health"] != 8081 || ports["metrics"] != 8080 {
 		t.Errorf("ports = %v", ports)
 	}
 	// The Service sends 443 to the named webhook port, the one the flags bind.
@@ -496,8 +498,16 @@ func TestDeployment(t *testing.T) {
 	if mountPath == "" || o.CertDir != mountPath {
 		t.Errorf("--cert-dir=%s, serving-cert mounted read-only at %q", o.CertDir, mountPath)
 	}
-	if o.WebhookPort != 9443 || o.HealthProbeBindAddress != ":8081" || o.MetricsBindAddress != ":8080" {
+	if o.WebhookPort != 10250 || o.HealthProbeBindAddress != ":8081" || o.MetricsBindAddress != ":8080" {
 		t.Errorf("flags: port %d, probes %s, metrics %s", o.WebhookPort, o.HealthProbeBindAddress, o.MetricsBindAddress)
+	}
+	// On SIGTERM it drains, then finishes in-flight admissions; the kubelet
+	// waits for both before it sends SIGKILL.
+	if o.DrainDelay != 10*time.Second || o.ShutdownTimeout != 15*time.Second {
+		t.Errorf("--drain-delay=%s --shutdown-timeout=%s, want 10s and 15s", o.DrainDelay, o.ShutdownTimeout)
+	}
+	if grace := time.Duration(deref(pod.Spec.TerminationGracePeriodSeconds)) * time.Second; grace <= o.DrainDelay+o.ShutdownTimeout {
+		t.Errorf("terminationGracePeriodSeconds %s does not cover drain delay %s + shutdown timeout %s", grace, o.DrainDelay, o.ShutdownTimeout)
 	}
 	cert := render.Find(objs, "Certificate", "token-projector-serving-cert")
 	secretName, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName")
@@ -525,8 +535,31 @@ func TestDeployment(t *testing.T) {
 	var pdb policyv1.PodDisruptionBudget
 	into(t, objs, "PodDisruptionBudget", "token-projector", &pdb)
 	pdbSel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-	if err != nil || !pdbSel.Matches(labels.Set(pod.Labels)) || pdb.Spec.MaxUnavailable == nil || pdb.Spec.MaxUnavailable.IntValue() != 1 {
-		t.Errorf("PodDisruptionBudget = %+v (%v)", pdb.Spec, err)
+	if err != nil || !pdbSel.Matches(labels.Set(pod.Labels)) || pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.IntValue() != 1 || pdb.Spec.MaxUnavailable != nil {
+		t.Errorf("PodDisruptionBudget = %+v (%v), want minAvailable 1", pdb.Spec, err)
+	}
+}
+
+// TestDisruptionAndShutdownValues: one replica renders no
+// PodDisruptionBudget (minAvailable 1 would block every drain of its node);
+// the grace period follows the drain delay and shutdown timeout set.
+func TestDisruptionAndShutdownValues(t *testing.T) {
+	if pdbs := render.OfKind(chart(t, "--set", "replicaCount=1"), "PodDisruptionBudget"); len(pdbs) != 0 {
+		t.Errorf("replicaCount=1 renders a PodDisruptionBudget: %v", pdbs)
+	}
+	if pdbs := render.OfKind(chart(t, "--set", "podDisruptionBudget.enabled=false"), "PodDisruptionBudget"); len(pdbs) != 0 {
+		t.Errorf("podDisruptionBudget.enabled=false renders one: %v", pdbs)
+	}
+	var pdb policyv1.PodDisruptionBudget
+	into(t, chart(t, "--set", "replicaCount=3", "--set-string", "podDisruptionBudget.minAvailable=50%"), "PodDisruptionBudget", "token-projector", &pdb)
+	if pdb.Spec.MinAvailable == nil || pdb.Spec.MinAvailable.String() != "50%" {
+		t.Errorf("minAvailable = %v, want 50%%", pdb.Spec.MinAvailable)
+	}
+	d := deployment(t, chart(t, "--set", "shutdown.drainDelaySeconds=0", "--set", "shutdown.timeoutSeconds=40"))
+	o := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
+	if o.DrainDelay != 0 || o.ShutdownTimeout != 40*time.Second || deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds) != 45 {
+		t.Errorf("--drain-delay=%s --shutdown-timeout=%s terminationGracePeriodSeconds=%d, want 0s, 40s, 45",
+			o.DrainDelay, o.ShutdownTimeout, deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds))
 	}
 }
 
@@ -690,6 +723,10 @@ func TestSchemaRejects(t *testing.T) {
 		"namespaces without the scope":    {[]string{"--set", "rbac.namespaces={team-a}"}, "set rbac.scope=namespaces"},
 		"ServiceMonitor without metrics":  {[]string{"--set", "serviceMonitor.enabled=true", "--set", "metrics.enabled=false"}, "serviceMonitor.enabled needs metrics.enabled"},
 		"unknown extra flag form":         {[]string{"--set", "extraArgs={-v=2}"}, "extraArgs"},
+		"fractional drain delay":          {[]string{"--set", "shutdown.drainDelaySeconds=2.5"}, "drainDelaySeconds"},
+		"negative drain delay":            {[]string{"--set", "shutdown.drainDelaySeconds=-1"}, "drainDelaySeconds"},
+		"minAvailable not a number or %":  {[]string{"--set-string", "podDisruptionBudget.minAvailable=one"}, "minAvailable"},
+		"maxUnavailable is gone":          {[]string{"--set", "podDisruptionBudget.maxUnavailable=1"}, "maxUnavailable"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := render.Chart(root, ns, tc.args...)
