@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -154,11 +155,7 @@ func testOutage(t *testing.T, e *env) {
 	deadline := time.Now().Add(time.Minute)
 	for !e.replicaSetScaled(t, "minter", 2) {
 		if time.Now().After(deadline) {
-			d, err := e.Client.AppsV1().Deployments(tokensNS).Get(e.ctx, "minter", metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Errorf("the deployment controller did not scale minter's ReplicaSet to 2 within a minute; the Deployment's conditions: %+v", d.Status.Conditions)
+			t.Errorf("the deployment controller did not scale minter's ReplicaSet to 2 within a minute; the write it sends: %v", e.scaleReplicaSet(t, "minter", 2))
 			break
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -200,4 +197,19 @@ func (e *env) replicaSetScaled(t *testing.T, app string, n int32) bool {
 		}
 	}
 	return false
+}
+
+// scaleReplicaSet sends what the deployment controller sends to scale the
+// Deployment app's ReplicaSet (an UPDATE of the ReplicaSet), to show why
+// it failed.
+func (e *env) scaleReplicaSet(t *testing.T, app string, n int32) error {
+	t.Helper()
+	rss, err := e.Client.AppsV1().ReplicaSets(tokensNS).List(e.ctx, metav1.ListOptions{LabelSelector: "app=" + app})
+	if err != nil || len(rss.Items) == 0 {
+		return fmt.Errorf("no ReplicaSet of %s: %w", app, err)
+	}
+	rs := rss.Items[0]
+	rs.Spec.Replicas = &n
+	_, err = e.Client.AppsV1().ReplicaSets(tokensNS).Update(e.ctx, &rs, metav1.UpdateOptions{})
+	return err
 }
