@@ -108,6 +108,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			fmt.Fprintf(os.Stderr, "cluster: %v: tearing down\n", s)
 			if err := c.Stop(); err != nil {
 				fmt.Fprintln(os.Stderr, "cluster:", err)
+			} else {
+				fmt.Fprintln(os.Stderr, "cluster: torn down; no process, mount, cgroup, namespace or host path left")
 			}
 			os.Exit(1)
 		}
