@@ -65,8 +65,7 @@ type Cluster struct {
 	bin     string
 	ns      *netns
 	pki     *pki
-	holder  *exec.Cmd
-	holderD chan struct{}
+	holder  *daemon
 	daemons []*daemon
 	proxy   *proxy
 	// hostPaths are paths that must not appear on the host, with whether
@@ -265,24 +264,23 @@ func (c *Cluster) startHolder(ctx context.Context) error {
 	}
 	ready := filepath.Join(c.dir, "holder.ready")
 	// Not `ip netns exec`: it remounts /sys, hiding /sys/fs/cgroup.
-	c.holder = exec.Command("setsid", "nsenter", "--net="+c.ns.path(), "unshare", "--mount", "--propagation", "private", "--",
+	h := &daemon{name: "holder", log: filepath.Join(c.dir, "logs", "holder.log"), done: make(chan struct{})}
+	h.cmd = exec.Command("setsid", "nsenter", "--net="+c.ns.path(), "unshare", "--mount", "--propagation", "private", "--",
 		"bash", "-c", holderScript, "holder", stubs, ready)
-	log, err := os.Create(filepath.Join(c.dir, "logs", "holder.log"))
+	log, err := os.Create(h.log)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Close() }()
-	c.holder.Stdout, c.holder.Stderr = log, log
-	if err := c.holder.Start(); err != nil {
+	h.cmd.Stdout, h.cmd.Stderr = log, log
+	if err := h.cmd.Start(); err != nil {
 		return err
 	}
-	c.holderD = make(chan struct{})
-	go func() { _ = c.holder.Wait(); close(c.holderD) }()
+	go func() { h.err = h.cmd.Wait(); close(h.done) }()
+	c.holder = h
 	return c.waitFor(ctx, "the namespace holder", 30*time.Second, func(context.Context) (bool, error) {
-		select {
-		case <-c.holderD:
-			return false, fmt.Errorf("the namespace holder exited: %s", tail(log.Name(), 20))
-		default:
+		if c.holder.exited() {
+			return false, c.holder.failure()
 		}
 		_, err := os.Stat(ready)
 		return err == nil, nil

@@ -47,7 +47,7 @@ func (c *Cluster) start(name string, bin string, args ...string) (*daemon, error
 // inside returns a command that runs bin inside the holder's network and
 // mount namespaces (nsenter execs it: it stays this process's child).
 func (c *Cluster) inside(bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(c.holder.Process.Pid), "-m", "-n", "--", bin}, args...)...)
+	cmd := exec.Command("nsenter", append([]string{"-t", strconv.Itoa(c.holder.cmd.Process.Pid), "-m", "-n", "--", bin}, args...)...)
 	cmd.Env = c.env()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	return cmd

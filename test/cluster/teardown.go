@@ -81,13 +81,7 @@ func (c *Cluster) stop() error {
 		if out, err := c.run("sh", "-c", `awk -v d="$0" 'index($5, d) == 1 {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m"; done`, c.dir); err != nil {
 			errs = append(errs, fmt.Errorf("unmounting inside the cluster: %w: %s", err, out))
 		}
-		_ = c.holder.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.holderD:
-		case <-time.After(5 * time.Second):
-			_ = c.holder.Process.Kill()
-			<-c.holderD
-		}
+		c.holder.stop(syscall.SIGTERM, 5*time.Second)
 	}
 	for _, dir := range containerCgroups() {
 		if err := removeCgroup(dir); err != nil {
@@ -108,15 +102,10 @@ func (c *Cluster) stop() error {
 }
 
 func (c *Cluster) holderPID() int {
-	if c.holder == nil || c.holder.Process == nil {
+	if c.holder == nil || c.holder.exited() {
 		return 0
 	}
-	select {
-	case <-c.holderD:
-		return 0
-	default:
-		return c.holder.Process.Pid
-	}
+	return c.holder.cmd.Process.Pid
 }
 
 // killContainers kills every process in a container cgroup and returns how

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/test/cluster/tokencheck"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
@@ -27,22 +28,8 @@ const (
 	tokensNS   = "tokens"
 	appUID     = 1000
 	bystander  = "bystander"
-	reportPort = 8080
+	reportPort = tokencheck.Port
 )
-
-// report is what test/cluster/cmd/tokencheck serves.
-type report struct {
-	UID, GID       int
-	Token          string
-	TokenError     string
-	FileMode       string
-	FileUID        int
-	ServiceAccount string
-	SelfStatus     int
-	OtherAccount   string
-	OtherStatus    int
-	RequestError   string
-}
 
 // tokenPodSpec runs tokencheck as a non-root user; Ready once it serves
 // its report.
@@ -206,7 +193,7 @@ func (e *env) verifyToken(t *testing.T, p *corev1.Pod, sa string) bool {
 
 // report fetches tokencheck's report from the pod's address, inside the
 // cluster's network namespace.
-func (e *env) report(p *corev1.Pod) (*report, error) {
+func (e *env) report(p *corev1.Pod) (*tokencheck.Report, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return e.Dial(ctx, network, addr)
 	}}}
@@ -219,7 +206,7 @@ func (e *env) report(p *corev1.Pod) (*report, error) {
 	if err != nil {
 		return nil, err
 	}
-	var r report
+	var r tokencheck.Report
 	return &r, json.Unmarshal(body, &r)
 }
 

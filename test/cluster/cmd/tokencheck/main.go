@@ -22,36 +22,19 @@ import (
 	"strings"
 	"syscall"
 	"time"
-)
 
-// Report is what tokencheck serves; test/cluster decodes the same shape.
-type Report struct {
-	UID, GID int
-	// Token is the projected token's content; TokenError why it could not
-	// be read.
-	Token      string
-	TokenError string `json:",omitempty"`
-	// FileMode, FileUID: the token file's permissions and owner.
-	FileMode string
-	FileUID  int
-	// SelfStatus and OtherStatus are the HTTP status codes of TokenRequests
-	// for the pod's own account and for OtherAccount.
-	ServiceAccount string
-	SelfStatus     int
-	OtherAccount   string
-	OtherStatus    int
-	RequestError   string `json:",omitempty"`
-}
+	"github.com/token-projector/token-projector/test/cluster/tokencheck"
+)
 
 const apiAccess = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 func main() {
 	tokenPath := flag.String("token", "/var/run/secrets/tokens/vault-token", "the projected token to read")
 	other := flag.String("other-account", "someone-else", "an account the pod must not get tokens for")
-	addr := flag.String("listen", ":8080", "where to serve the report")
+	addr := flag.String("listen", fmt.Sprintf(":%d", tokencheck.Port), "where to serve the report")
 	flag.Parse()
 
-	r := Report{UID: os.Getuid(), GID: os.Getgid(), OtherAccount: *other}
+	r := tokencheck.Report{UID: os.Getuid(), GID: os.Getgid(), OtherAccount: *other}
 	if st, err := os.Stat(*tokenPath); err == nil {
 		r.FileMode = st.Mode().Perm().String()
 		if sys, ok := st.Sys().(*syscall.Stat_t); ok {
@@ -86,7 +69,7 @@ func main() {
 
 // requestTokens creates a TokenRequest for the pod's own account and one
 // for r.OtherAccount, with the pod's API credentials.
-func requestTokens(r *Report) error {
+func requestTokens(r *tokencheck.Report) error {
 	token, err := os.ReadFile(apiAccess + "/token")
 	if err != nil {
 		return err
