@@ -1,11 +1,13 @@
 package cluster_test
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"sync/atomic"
 	"testing"
 
+	"github.com/go-logr/logr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 )
@@ -20,7 +22,14 @@ var summary struct {
 }
 
 func TestMain(m *testing.M) {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	// The in-process cert-manager logs through controller-runtime: only
+	// with -v, so that the summary line stays the last of a quiet run.
+	flag.Parse()
+	if testing.Verbose() {
+		ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	} else {
+		ctrl.SetLogger(logr.Discard())
+	}
 	code := m.Run()
 	if summary.ran.Load() {
 		line := fmt.Sprintf("cluster: pods_running=%d tokens_verified=%d upgrade_failed_creations=%d eviction_failed_creations=%d",
