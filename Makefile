@@ -113,9 +113,15 @@ image: build ## Build the webhook image without Docker into IMAGE_ARCHIVE, repro
 image-push: image ## Push the image of make image to IMG (credentials of ~/.docker/config.json).
 	go run ./hack/image push -archive $(IMAGE_ARCHIVE) -to $(IMG)
 
+# Built, then exec'd as the recipe's only process: `go run` exits 1 after
+# any Ctrl-C whatever its program returns (cmd/go counts an interrupted build
+# as failed), and sh (dash) dies of the SIGINT instead of waiting for its
+# child; devenv stops what it started and exits 0. make itself then reports
+# the interrupt, as it does for every Ctrl-C.
 .PHONY: run
-run: controlplane ## Run the webhook against a local kube-apiserver with an opted-in demo namespace.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" go run ./hack/devenv
+run: controlplane ## Run the webhook against a local kube-apiserver with an opted-in demo namespace (Ctrl-C stops and removes everything).
+	go build -o $(LOCALBIN)/devenv ./hack/devenv
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" exec $(LOCALBIN)/devenv
 
 ##@ Benchmarks
 
@@ -135,8 +141,9 @@ bench-micro: ## Run the Go micro-benchmarks (annotation parsing, mutation, patch
 ##@ Install
 
 .PHONY: chart-sync
-chart-sync: ## Copy config/rbac/role.yaml and config/webhook/manifests.yaml into the chart (test/install fails until they match).
+chart-sync: ## Copy config/rbac/role.yaml, config/gc/role.yaml and config/webhook/manifests.yaml into the chart (test/install fails until they match).
 	cp config/rbac/role.yaml $(CHART)/files/rbac.yaml
+	cp config/gc/role.yaml $(CHART)/files/rbac-gc.yaml
 	cp config/webhook/manifests.yaml $(CHART)/files/webhook.yaml
 
 .PHONY: helm-lint

@@ -8,6 +8,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -29,6 +30,8 @@ func main() {
 }
 
 func run() error {
+	metricsAddr := flag.String("metrics-bind-address", "127.0.0.1:8080", "Where the webhook serves Prometheus metrics.")
+	flag.Parse()
 	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
 	ctx := ctrl.SetupSignalHandler()
 
@@ -50,7 +53,7 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	opts.MetricsBindAddress = "127.0.0.1:8080"
+	opts.MetricsBindAddress = *metricsAddr
 	hook, err := testenv.StartWebhook(ctrl.LoggerInto(ctx, ctrl.Log.WithName("token-projector")), opts, time.Minute)
 	if err != nil {
 		return err
@@ -63,9 +66,9 @@ token-projector is running against a local kube-apiserver (%s).
   kubectl -n demo get pod web -o yaml          # the projected token volume and mounts
   kubectl -n demo get sa,role,rolebinding      # nginx and nginx-create-token
 
-Metrics: http://127.0.0.1:8080/metrics   Readiness: http://%s/readyz
+Metrics: http://%s/metrics   Readiness: http://%s/readyz
 Press Ctrl-C to stop; everything started here is removed.
-`, env.Config.Host, kubeconfig, opts.HealthProbeBindAddress)
+`, env.Config.Host, kubeconfig, opts.MetricsBindAddress, opts.HealthProbeBindAddress)
 	<-ctx.Done()
 	fmt.Println("\nstopping")
 	if err := hook.Stop(); err != nil && !errors.Is(err, context.Canceled) {

@@ -50,11 +50,11 @@ type ensureCall struct {
 	dryRun                    bool
 }
 
-func (r *recordingEnsurer) Ensure(_ context.Context, namespace, serviceAccount string, dryRun bool) ([]rbac.Created, error) {
+func (r *recordingEnsurer) Ensure(_ context.Context, namespace, serviceAccount string, dryRun bool) (rbac.Result, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls = append(r.calls, ensureCall{namespace, serviceAccount, dryRun})
-	return nil, nil
+	return rbac.Result{RBAC: true, ManagedAccount: true}, nil
 }
 
 func (r *recordingEnsurer) taken() []ensureCall {

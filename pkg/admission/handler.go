@@ -29,7 +29,7 @@ const PodsPath = "/mutate-pods"
 
 // Ensurer ensures a ServiceAccount and its RBAC; *rbac.Ensurer is the real one.
 type Ensurer interface {
-	Ensure(ctx context.Context, namespace, serviceAccount string, dryRun bool) ([]rbac.Created, error)
+	Ensure(ctx context.Context, namespace, serviceAccount string, dryRun bool) (rbac.Result, error)
 }
 
 // PodHandler admits pods.
@@ -75,6 +75,12 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	if err := decodePod(req.Object.Raw, pod); err != nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
+	// A mirror pod is the API's copy of a kubelet's static pod: the
+	// ServiceAccount plugin forbids it any ServiceAccount token volume, so
+	// injecting one would keep the static pod from being mirrored at all.
+	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return skip(reasonMirrorPod, "mirror pods (annotation "+corev1.MirrorPodAnnotationKey+") may not use ServiceAccount tokens")
+	}
 	if v, done := h.screen(ctx, req, &pod.ObjectMeta); done {
 		return v
 	}
@@ -85,9 +91,12 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	if err != nil {
 		return deny(reasonInvalid, err.Error())
 	}
-	if v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount); failed {
+	ensured, v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount)
+	if failed {
 		return v
 	}
+	res.Restate(pod, ensured)
+	res.Warnings = appendIf(res.Warnings, noRBACWarning(req.Namespace, res.Spec.ServiceAccount, ensured))
 	if res.Changes.Empty() {
 		return verdict{resp: admission.Allowed("already injected").WithWarnings(res.Warnings...), outcome: outcomeUnchanged, reason: reasonInjected}
 	}
@@ -134,28 +143,49 @@ func namespaceMismatch(req admission.Request, meta *metav1.ObjectMeta) (verdict,
 	return verdict{}, false
 }
 
-// ensure makes the pod's identity exist; serviceAccount "" (the pod runs as
-// default) ensures nothing.
-func (h *PodHandler) ensure(ctx context.Context, req admission.Request, serviceAccount string) (verdict, bool) {
+// ensure makes the pod's identity exist and says what was ensured;
+// serviceAccount "" (the pod runs as default) ensures nothing. Each admission
+// answers by its own deadline (EnsureTimeout within the request's), even
+// while it waits on an ensure another admission started.
+func (h *PodHandler) ensure(ctx context.Context, req admission.Request, serviceAccount string) (mutate.Identity, verdict, bool) {
 	if serviceAccount == "" {
-		return verdict{}, false
+		return mutate.Identity{}, verdict{}, false
 	}
 	if h.EnsureTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, h.EnsureTimeout)
 		defer cancel()
 	}
-	created, err := h.Ensurer.Ensure(ctx, req.Namespace, serviceAccount, req.DryRun != nil && *req.DryRun)
-	h.recordCreated(created)
+	res, err := h.Ensurer.Ensure(ctx, req.Namespace, serviceAccount, req.DryRun != nil && *req.DryRun)
+	h.recordCreated(res.Created)
 	switch {
 	case err == nil:
-		return verdict{}, false
+		return mutate.Identity{RBAC: res.RBAC, ManagedAccount: res.ManagedAccount}, verdict{}, false
 	case rbac.IsConflict(err):
-		return deny(reasonRBACConflict, err.Error()), true
+		return mutate.Identity{}, deny(reasonRBACConflict, err.Error()), true
 	default:
-		return errored(http.StatusInternalServerError, reasonEnsure,
+		return mutate.Identity{}, errored(http.StatusInternalServerError, reasonEnsure,
 			fmt.Errorf("ensuring ServiceAccount %s/%s and its token RBAC: %w", req.Namespace, serviceAccount, err)), true
 	}
+}
+
+// noRBACWarning tells the author of a pod naming an existing account that
+// is not the webhook's and that its owner has not labelled that the pod
+// gets its tokens but the account no right to mint more.
+func noRBACWarning(namespace, serviceAccount string, ensured mutate.Identity) string {
+	if serviceAccount == "" || ensured.RBAC {
+		return ""
+	}
+	return fmt.Sprintf("ServiceAccount %s/%s exists and is not labelled %s=%s: no token RBAC ensured; the pod still gets its projected tokens, "+
+		"but the account may not request tokens for itself. Its owner can allow that with: kubectl label serviceaccount -n %s %s %s=%s",
+		namespace, serviceAccount, mutate.LabelInject, mutate.InjectEnabled, namespace, serviceAccount, mutate.LabelInject, mutate.InjectEnabled)
+}
+
+func appendIf(warnings []string, w string) []string {
+	if w == "" {
+		return warnings
+	}
+	return append(warnings, w)
 }
 
 // optedIn answers from the cache when it says "opted in"; a miss or an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -26,13 +27,28 @@ import (
 // stubEnsurer records calls and returns a fixed error; the real Ensurer is
 // exercised against a real API server in test/integration.
 type stubEnsurer struct {
-	err   error
-	calls []string
+	err error
+	// foreign reports every account as an existing one that is neither
+	// the webhook's nor labelled by its owner.
+	foreign bool
+	calls   []string
 }
 
-func (s *stubEnsurer) Ensure(_ context.Context, ns, sa string, dryRun bool) ([]rbac.Created, error) {
+func (s *stubEnsurer) Ensure(_ context.Context, ns, sa string, dryRun bool) (rbac.Result, error) {
 	s.calls = append(s.calls, ns+"/"+sa)
-	return nil, s.err
+	if s.err != nil {
+		return rbac.Result{}, s.err
+	}
+	return s.result(), nil
+}
+
+// result is what the stub reports ensured: by default, an account the
+// webhook created (the status Mutate assumes).
+func (s *stubEnsurer) result() rbac.Result {
+	if s.foreign {
+		return rbac.Result{}
+	}
+	return rbac.Result{RBAC: true, ManagedAccount: true}
 }
 
 func newHandler(ens Ensurer) *PodHandler {
@@ -75,6 +91,7 @@ func TestResponses(t *testing.T) {
 		name        string
 		req         admission.Request
 		ensureErr   error
+		foreign     bool // the account exists and is neither ours nor labelled
 		allowed     bool
 		code        int32
 		patched     bool
@@ -84,6 +101,9 @@ func TestResponses(t *testing.T) {
 	}{
 		{name: "mutated", req: request("demo", admissionv1.Create, podJSON(t, classic, nil, "")),
 			allowed: true, code: http.StatusOK, patched: true, wantEnsured: true},
+		{name: "foreign account: volume, no RBAC, warning", req: request("demo", admissionv1.Create, podJSON(t, classic, nil, "")), foreign: true,
+			allowed: true, code: http.StatusOK, patched: true, wantEnsured: true,
+			warning: "ServiceAccount demo/nginx exists and is not labelled token-projector.io/inject=enabled: no token RBAC ensured"},
 		{name: "defaults warn", req: request("demo", admissionv1.Create, podJSON(t, map[string]string{mutate.AnnotationAudience: "vault"}, nil, "")),
 			allowed: true, code: http.StatusOK, patched: true, warning: "no Role or RoleBinding is ensured"},
 		{name: "malformed object", req: request("demo", admissionv1.Create, []byte(`{"metadata":`)),
@@ -111,7 +131,7 @@ func TestResponses(t *testing.T) {
 			allowed: true, code: http.StatusOK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ens := &stubEnsurer{err: tc.ensureErr}
+			ens := &stubEnsurer{err: tc.ensureErr, foreign: tc.foreign}
 			resp := newHandler(ens).Handle(context.Background(), tc.req)
 			if err := resp.Complete(tc.req); err != nil {
 				t.Fatal(err)
@@ -130,6 +150,10 @@ func TestResponses(t *testing.T) {
 			}
 			if tc.wantEnsured != (len(ens.calls) > 0) {
 				t.Errorf("ensure calls %v, want ensured=%v", ens.calls, tc.wantEnsured)
+			}
+			// The status annotation records what was really ensured.
+			if patches, _ := json.Marshal(resp.Patches); tc.patched && !strings.Contains(string(patches), fmt.Sprintf(`\"rbac\":%v`, tc.wantEnsured && !tc.foreign)) {
+				t.Errorf("status does not record rbac=%v: %s", tc.wantEnsured && !tc.foreign, patches)
 			}
 			if tc.wantEnsured && ens.calls[0] != "demo/nginx" {
 				t.Errorf("ensured %v, want demo/nginx from request.namespace", ens.calls)

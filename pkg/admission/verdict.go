@@ -23,6 +23,9 @@ const (
 	outcomeErrored   = "errored"
 
 	reasonNotHandled         = "not-handled"
+	reasonDeleting           = "deleting"
+	reasonTemplateUnchanged  = "template-unchanged"
+	reasonMirrorPod          = "mirror-pod"
 	reasonNoAudience         = "no-audience"
 	reasonPodOptedOut        = "pod-opted-out"
 	reasonNamespaceNotIn     = "namespace-not-opted-in"

@@ -82,10 +82,16 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Reque
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, w); err != nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the %s: %w", req.Kind.Kind, err))
 	}
+	if w.DeletionTimestamp != nil {
+		return skip(reasonDeleting, "the "+req.Kind.Kind+" is being deleted")
+	}
 	if w.template() == nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("the %s has no pod template", req.Kind.Kind))
 	}
 	*tmpl = w.template()
+	if unchangedTemplate(req, *tmpl) {
+		return skip(reasonTemplateUnchanged, "the pod template asks for nothing new (same "+mutate.Prefix+"* annotations and labels, same service account)")
+	}
 	if v, done := h.screen(ctx, req, &(*tmpl).ObjectMeta); done {
 		return v
 	}
@@ -99,8 +105,26 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Reque
 	if err != nil {
 		return deny(reasonInvalid, err.Error())
 	}
-	if v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount); failed {
+	ensured, v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount)
+	if failed {
 		return v
 	}
-	return verdict{resp: admission.Allowed("").WithWarnings(res.Warnings...), outcome: outcomeUnchanged, reason: reasonEnsured}
+	warnings := appendIf(res.Warnings, noRBACWarning(req.Namespace, res.Spec.ServiceAccount, ensured))
+	return verdict{resp: admission.Allowed("").WithWarnings(warnings...), outcome: outcomeUnchanged, reason: reasonEnsured}
+}
+
+// unchangedTemplate reports whether req is an UPDATE whose old object's pod
+// template asks for the same as tmpl (mutate.SameRequest). The matchConditions
+// keep such UPDATEs away; this answers the same if one arrives anyway. An
+// UPDATE without a readable old template is treated as a change: it is
+// validated in full.
+func unchangedTemplate(req admission.Request, tmpl *corev1.PodTemplateSpec) bool {
+	if req.Operation != admissionv1.Update || len(req.OldObject.Raw) == 0 {
+		return false
+	}
+	var old workload
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.OldObject.Raw, &old); err != nil || old.template() == nil {
+		return false
+	}
+	return mutate.SameRequest(old.template(), tmpl)
 }

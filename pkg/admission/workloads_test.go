@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -87,4 +88,81 @@ func TestWorkloadResponses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWorkloadWritesThatAskNothingNew: controllers' writes (scale,
+// finalizers, writes to an object being deleted) that reach the handler
+// although the matchConditions keep them away are allowed without reading
+// the template's annotations or ensuring anything, even when the template
+// is one the webhook would now refuse; they are counted as skipped with
+// their reason. A template change is still validated and ensured.
+func TestWorkloadWritesThatAskNothingNew(t *testing.T) {
+	ok := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: "web-sa"}
+	// Refused today (expiry below the minimum), e.g. after --max-expiration
+	// was lowered: writes that do not touch it must still pass.
+	stale := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: "web-sa", mutate.AnnotationExpiration: "1s"}
+	deploy := func(ann map[string]string, replicas int32, mutateMeta func(*metav1.ObjectMeta)) *appsv1.Deployment {
+		d := &appsv1.Deployment{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "demo"}, Spec: appsv1.DeploymentSpec{Replicas: &replicas, Template: podTemplate(ann, "")}}
+		if mutateMeta != nil {
+			mutateMeta(&d.ObjectMeta)
+		}
+		return d
+	}
+	deleting := func(m *metav1.ObjectMeta) { now := metav1.Now(); m.DeletionTimestamp = &now }
+	finalizer := func(m *metav1.ObjectMeta) { m.Finalizers = []string{"example.com/hold"} }
+	update := func(obj, old any) admission.Request {
+		req := workloadRequest(t, "apps", "Deployment", admissionv1.Update, obj)
+		raw, err := json.Marshal(old)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.OldObject = runtime.RawExtension{Raw: raw}
+		return req
+	}
+	for _, tc := range []struct {
+		name    string
+		req     admission.Request
+		allowed bool
+		reason  string
+		ensured string
+	}{
+		{name: "scale", req: update(deploy(stale, 3, nil), deploy(stale, 1, nil)), allowed: true, reason: reasonTemplateUnchanged},
+		{name: "finalizer added", req: update(deploy(stale, 1, finalizer), deploy(stale, 1, nil)), allowed: true, reason: reasonTemplateUnchanged},
+		{name: "finalizer removed while deleting", req: update(deploy(stale, 1, deleting), deploy(stale, 1, func(m *metav1.ObjectMeta) { deleting(m); finalizer(m) })),
+			allowed: true, reason: reasonDeleting},
+		{name: "template changed while deleting", req: update(deploy(stale, 1, deleting), deploy(ok, 1, deleting)), allowed: true, reason: reasonDeleting},
+		{name: "template change validated", req: update(deploy(stale, 1, nil), deploy(ok, 1, nil)), reason: reasonInvalid},
+		{name: "template change ensured", req: update(deploy(ok, 1, nil), deploy(nil, 1, nil)), allowed: true, reason: reasonEnsured, ensured: "demo/web-sa"},
+		{name: "unreadable old object counts as a change", req: func() admission.Request {
+			r := update(deploy(ok, 1, nil), nil)
+			r.OldObject.Raw = []byte(`{"spec": 1}`)
+			return r
+		}(), allowed: true, reason: reasonEnsured, ensured: "demo/web-sa"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ens := &stubEnsurer{}
+			counted := testutil.ToFloat64(admissions.WithLabelValues(resourceWorkload, outcomeOf(tc.reason), tc.reason))
+			resp := (&WorkloadHandler{PodHandler: newHandler(ens)}).Handle(context.Background(), tc.req)
+			if resp.Allowed != tc.allowed {
+				t.Fatalf("allowed=%v (%s), want %v", resp.Allowed, resp.Result.Message, tc.allowed)
+			}
+			if got := strings.Join(ens.calls, ","); got != tc.ensured {
+				t.Errorf("ensured %q, want %q", got, tc.ensured)
+			}
+			if got := testutil.ToFloat64(admissions.WithLabelValues(resourceWorkload, outcomeOf(tc.reason), tc.reason)) - counted; got != 1 {
+				t.Errorf("admissions{reason=%q} counted %v, want 1", tc.reason, got)
+			}
+		})
+	}
+}
+
+func outcomeOf(reason string) string {
+	switch reason {
+	case reasonInvalid:
+		return outcomeDenied
+	case reasonEnsured:
+		return outcomeUnchanged
+	}
+	return outcomeSkipped
 }

@@ -14,6 +14,7 @@ type Config struct {
 	// MaxExpiration is the largest expiration a pod may ask for.
 	MaxExpiration time.Duration
 	// AllowedAudiences are path.Match globs; empty allows every audience.
+	// See audienceAllowed for the rule.
 	AllowedAudiences []string
 }
 
@@ -42,6 +43,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// audienceAllowed: a pattern must match the whole audience, case-sensitively,
+// by path.Match: '*' is any run of characters but '/', '?' one character but
+// '/', [a-z] a class, '\' escapes. So "*.example.com" matches
+// "sts.example.com" and "a.b.example.com" but not
+// "https://sts.example.com/aws", and "https://sts.example.com/*" matches
+// "https://sts.example.com/aws" but not ".../aws/prod". '*' stops at '/' on
+// purpose: were it to cross it, "*.example.com" would also allow
+// "https://evil.example.org/.example.com".
 func (c Config) audienceAllowed(aud string) bool {
 	if len(c.AllowedAudiences) == 0 {
 		return true

@@ -78,3 +78,42 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// TestAudiencePatterns is the matching rule README documents: whole
+// audience, case-sensitive, '*' never crosses '/'.
+func TestAudiencePatterns(t *testing.T) {
+	for _, tc := range []struct {
+		pattern, audience string
+		allowed           bool
+	}{
+		{"vault", "vault", true},
+		{"vault", "vault-prod", false},
+		{"vault", "Vault", false},
+		{"*.example.com", "sts.example.com", true},
+		{"*.example.com", "a.b.example.com", true},
+		{"*.example.com", "example.com", false},
+		{"*.example.com", "https://sts.example.com/aws", false},
+		{"*.example.com", "https://evil.example.org/.example.com", false},
+		{"https://sts.example.com/*", "https://sts.example.com/aws", true},
+		{"https://sts.example.com/*", "https://sts.example.com/aws/prod", false},
+		{"https://sts.example.com/*", "https://sts.example.com", false},
+		{"https://sts.example.com/*", "https://sts.example.com.evil.org/aws", false},
+		{"https://*.example.com/aws", "https://sts.example.com/aws", true},
+		{"https://*.example.com/aws", "https://sts.example.com/gcp", false},
+		{"spiffe://cluster.local/ns/*/sa/*", "spiffe://cluster.local/ns/a/sa/b", true},
+		{"spiffe://cluster.local/ns/*/sa/*", "spiffe://cluster.local/ns/a", false},
+		{"*", "sts.example.com", true},
+		{"*", "https://sts.example.com/aws", false},
+		{`sts\*`, "sts*", true},
+		{`sts\*`, "stsx", false},
+	} {
+		cfg := DefaultConfig()
+		cfg.AllowedAudiences = []string{tc.pattern}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("%q: %v", tc.pattern, err)
+		}
+		if got := cfg.audienceAllowed(tc.audience); got != tc.allowed {
+			t.Errorf("pattern %q, audience %q: allowed = %v, want %v", tc.pattern, tc.audience, got, tc.allowed)
+		}
+	}
+}

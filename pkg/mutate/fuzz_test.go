@@ -70,6 +70,7 @@ func FuzzParse(f *testing.F) {
 		if errs := podvalidation.Validate(pod); validBefore && len(errs) > 0 {
 			t.Fatalf("kube-apiserver would reject the mutated pod:\n%s", strings.Join(errs, "\n"))
 		}
+		checkNoSharedMountDirectory(t, pod)
 		again, err := Mutate(pod, cfg)
 		if err != nil {
 			t.Fatalf("second pass denied its own output: %v", err)
@@ -89,7 +90,8 @@ func fuzzPod(annotations map[string]string, serviceAccount string) *corev1.Pod {
 			Containers: []corev1.Container{
 				{Name: "app", Image: "nginx", VolumeMounts: []corev1.VolumeMount{
 					{Name: "kube-api-access-x", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
-					{Name: "data", MountPath: "/data"},
+					// A trailing slash: the same directory as /data.
+					{Name: "data", MountPath: "/data/"},
 				}},
 				{Name: "sidecar", Image: "envoy"},
 			},
@@ -100,6 +102,23 @@ func fuzzPod(annotations map[string]string, serviceAccount string) *corev1.Pod {
 				{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 			},
 		},
+	}
+}
+
+// checkNoSharedMountDirectory: kube-apiserver compares mount paths as
+// strings, the kubelet mounts directories; two mounts of one container must
+// not name the same directory however the paths are spelt.
+func checkNoSharedMountDirectory(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	for _, c := range slices.Concat(pod.Spec.InitContainers, pod.Spec.Containers) {
+		seen := map[string]string{}
+		for _, m := range c.VolumeMounts {
+			dir := path.Clean(m.MountPath)
+			if other, ok := seen[dir]; ok {
+				t.Fatalf("container %s mounts %s and %s at one directory %s", c.Name, other, m.Name, dir)
+			}
+			seen[dir] = m.Name
+		}
 	}
 }
 

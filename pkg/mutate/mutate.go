@@ -32,6 +32,17 @@ func Mutate(pod *corev1.Pod, cfg Config) (Result, error) {
 	return Result{Spec: spec, Changes: changes, Warnings: warnings}, nil
 }
 
+// Restate makes the status annotation of pod, the pod Mutate planned r
+// for, record id, what was really ensured for its account, instead of the
+// Spec's AssumedIdentity. It cannot break the annotation size limit Mutate
+// checked: the assumed status is the longest.
+func (r *Result) Restate(pod *corev1.Pod, id Identity) {
+	if id == r.Spec.AssumedIdentity() {
+		return
+	}
+	r.Changes.Status = statusChange(&r.Spec, pod, runsAs(&r.Spec, pod), id)
+}
+
 // checkAnnotationsSize refuses a pod whose annotations, with the status
 // annotation we would write, exceed kube-apiserver's limit: it validates
 // after every webhook, so such a pod would be rejected after we had ensured

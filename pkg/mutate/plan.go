@@ -3,6 +3,7 @@ package mutate
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -56,9 +57,13 @@ type Status struct {
 	Audiences         []string `json:"audiences"`
 	ExpirationSeconds int64    `json:"expirationSeconds"`
 	ServiceAccount    string   `json:"serviceAccount"`
-	RBAC              bool     `json:"rbac"`
-	MountPath         string   `json:"mountPath"`
-	Containers        []string `json:"containers"`
+	// RBAC is true when the account's Role and RoleBinding were ensured.
+	RBAC bool `json:"rbac"`
+	// ManagedServiceAccount is true when the account is one the webhook
+	// created: the reconciler re-creates only such an account.
+	ManagedServiceAccount bool     `json:"managedServiceAccount,omitempty"`
+	MountPath             string   `json:"mountPath"`
+	Containers            []string `json:"containers"`
 }
 
 // Volume is the projected volume a Spec asks for: one serviceAccountToken
@@ -85,15 +90,34 @@ func (s *Spec) VolumeMount() corev1.VolumeMount {
 	return corev1.VolumeMount{Name: VolumeName, MountPath: s.MountPath, ReadOnly: true}
 }
 
+// Identity is what was ensured for the pod's account. pkg/mutate cannot
+// know it (it talks to no API): the admission handler learns it from the
+// Ensurer and passes it in as data (Result.Restate).
+type Identity struct {
+	// RBAC: the account's Role and RoleBinding were ensured.
+	RBAC bool
+	// ManagedAccount: the account is one the webhook created.
+	ManagedAccount bool
+}
+
+// AssumedIdentity is what Mutate records until told otherwise: an account
+// named gets its RBAC in an account the webhook creates; no account, none.
+// Of every status a Spec can have, it gives the longest, so that the
+// annotation size check holds whatever the Ensurer then reports.
+func (s *Spec) AssumedIdentity() Identity {
+	return Identity{RBAC: s.ServiceAccount != "", ManagedAccount: s.ServiceAccount != ""}
+}
+
 // Status is the status annotation's content for this Spec, given the account
-// the pod ends up running as.
-func (s *Spec) Status(runsAs string) string {
+// the pod ends up running as and what was ensured for it.
+func (s *Spec) Status(runsAs string, id Identity) string {
 	st := Status{
-		ExpirationSeconds: s.ExpirationSeconds,
-		ServiceAccount:    runsAs,
-		RBAC:              s.ServiceAccount != "",
-		MountPath:         s.MountPath,
-		Containers:        s.Containers,
+		ExpirationSeconds:     s.ExpirationSeconds,
+		ServiceAccount:        runsAs,
+		RBAC:                  id.RBAC,
+		ManagedServiceAccount: id.ManagedAccount,
+		MountPath:             s.MountPath,
+		Containers:            s.Containers,
 	}
 	for _, a := range s.Audiences {
 		st.Audiences = append(st.Audiences, a.Name)
@@ -127,9 +151,8 @@ func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 		}
 	}
 
-	runsAs := podServiceAccount(&pod.Spec)
+	runsAs := runsAs(spec, pod)
 	if spec.FromAnnotation {
-		runsAs = spec.ServiceAccount
 		if pod.Spec.ServiceAccountName != runsAs {
 			c.ServiceAccountName = runsAs
 		}
@@ -137,13 +160,27 @@ func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 			c.DeprecatedServiceAccount = runsAs
 		}
 	}
-	if runsAs == "" {
-		runsAs = DefaultServiceAccount
-	}
-	if st := spec.Status(runsAs); pod.Annotations[AnnotationStatus] != st {
-		c.Status = st
-	}
+	c.Status = statusChange(spec, pod, runsAs, spec.AssumedIdentity())
 	return c, nil
+}
+
+// runsAs is the account the pod ends up running as.
+func runsAs(spec *Spec, pod *corev1.Pod) string {
+	if spec.FromAnnotation {
+		return spec.ServiceAccount
+	}
+	if sa := podServiceAccount(&pod.Spec); sa != "" {
+		return sa
+	}
+	return DefaultServiceAccount
+}
+
+// statusChange is the status annotation to set, or "" if the pod has it.
+func statusChange(spec *Spec, pod *corev1.Pod, runsAs string, id Identity) string {
+	if st := spec.Status(runsAs, id); pod.Annotations[AnnotationStatus] != st {
+		return st
+	}
+	return ""
 }
 
 func planMount(ctr *corev1.Container, want corev1.VolumeMount) (bool, error) {
@@ -155,7 +192,9 @@ func planMount(ctr *corev1.Container, want corev1.VolumeMount) (bool, error) {
 		case m.Name == VolumeName:
 			return false, invalid(field, m.MountPath,
 				"a mount of volume %s exactly as this webhook makes it (read-only at %s), or none", VolumeName, want.MountPath)
-		case m.MountPath == want.MountPath:
+		// Compared as the kubelet mounts them: /var/run/secrets/tokens/
+		// is the directory our mount (always clean) would cover.
+		case path.Clean(m.MountPath) == want.MountPath:
 			return false, invalid(field, m.MountPath,
 				"a mount path free for the token volume; volume %s is already mounted there (set %s to another directory)", m.Name, AnnotationMountPath)
 		}

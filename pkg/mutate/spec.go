@@ -244,16 +244,19 @@ func parseMountPath(annotations map[string]string) (string, error) {
 	if !ok {
 		return DefaultMountPath, nil
 	}
-	const accepted = "an absolute directory path without '..' elements, such as " + DefaultMountPath
+	const accepted = "an absolute directory path other than / and without '..' elements, such as " + DefaultMountPath
 	value := strings.TrimSpace(raw)
 	if len(value) > MaxMountPathLength {
 		return "", invalid(field, raw, "%s, of at most %d characters", accepted, MaxMountPathLength)
 	}
-	if !strings.HasPrefix(value, "/") || value == "/" || slices.Contains(strings.Split(value, "/"), "..") ||
+	// Judged after path.Clean, as the kubelet and the container runtime
+	// see it: "/.", "//" and "/var/.." are all the root directory.
+	clean := path.Clean(value)
+	if !strings.HasPrefix(value, "/") || clean == "/" || slices.Contains(strings.Split(value, "/"), "..") ||
 		strings.ContainsFunc(value, func(r rune) bool { return !unicode.IsPrint(r) }) {
 		return "", invalid(field, raw, "%s", accepted)
 	}
-	return path.Clean(value), nil
+	return clean, nil
 }
 
 func parseContainers(annotations map[string]string, podSpec *corev1.PodSpec) ([]string, error) {

@@ -17,7 +17,7 @@ var (
 	}, []string{"kind"})
 	ensures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_projector_ensure_total",
-		Help: "Objects ensured on admission, by kind and result (cached, created, existing, conflict, error).",
+		Help: "Objects ensured on admission and restore, by kind and result (cached, created, existing, conflict, error; for ServiceAccounts also unlabelled: an existing account neither created by the webhook nor labelled token-projector.io/inject=enabled, given no RBAC; missing: a restore that may not re-create it).",
 	}, []string{"kind", "result"})
 	cacheMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_projector_cache_misses_total",

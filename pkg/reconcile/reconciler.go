@@ -4,14 +4,22 @@
 //
 //   - Restore: while a pod the webhook admitted with RBAC (its status
 //     annotation says so) runs as an account in an opted-in namespace, that
-//     account's ServiceAccount, Role and RoleBinding exist. A managed object
-//     deleted by hand, or never created because the webhook was killed
-//     between two creates, comes back through the same Ensurer the webhook
-//     uses (cache first, create only what is missing, never overwrite).
+//     account's Role and RoleBinding exist. A managed object deleted by hand,
+//     or never created because the webhook was killed between two creates,
+//     comes back through the same Ensurer the webhook uses (cache first,
+//     create only what is missing, never overwrite). The ServiceAccount
+//     itself is re-created only if a pod's status says the webhook created
+//     it (managedServiceAccount): deleting an account the webhook did not
+//     create is how its owner revokes it, and removing its
+//     token-projector.io/inject=enabled label stops the restore too.
 //   - Garbage collection (off unless TTL > 0): an identity that no pod and no
 //     workload template has named for TTL is deleted, but only the objects
 //     carrying the webhook's managed-by label, each with UID and
-//     resourceVersion preconditions, after a last live look for pods.
+//     resourceVersion preconditions, after a last live look for pods and
+//     workloads that name it.
+//
+// With several replicas, only the elected leader reconciles (pkg/server
+// turns on controller-runtime's leader election); every replica admits.
 //
 // The unit of work is one identity, a reconcile.Request whose Name is the
 // ServiceAccount's. Everything is read from informer caches: pods are cached
@@ -24,6 +32,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -33,6 +42,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,10 +52,12 @@ import (
 	"github.com/token-projector/token-projector/pkg/rbac"
 )
 
-// Ensurer ensures a ServiceAccount and its RBAC; *rbac.Ensurer is the real
-// one, shared with the admission handler so that concurrent calls merge.
+// Ensurer restores a ServiceAccount's RBAC; *rbac.Ensurer is the real one,
+// shared with the admission handler so that concurrent calls merge. It
+// ensures RBAC only for an account the webhook created or one its owner
+// labelled, and re-creates a missing account only with createAccount.
 type Ensurer interface {
-	Ensure(ctx context.Context, namespace, serviceAccount string, dryRun bool) ([]rbac.Created, error)
+	Restore(ctx context.Context, namespace, serviceAccount string, createAccount bool) (rbac.Result, error)
 }
 
 // Reconciler restores and garbage-collects identities.
@@ -129,8 +141,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	if admitted {
-		if err := r.restore(ctx, id); err != nil {
+	if admitted.RBAC {
+		if err := r.restore(ctx, id, admitted.ManagedAccount); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -162,7 +174,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if wait := since.Add(r.TTL).Sub(r.now()); wait > 0 {
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
-	// The cache may lag a pod admitted a moment ago by another replica.
+	// The cache may lag a pod admitted, or a workload applied, a moment ago.
 	if used, err := r.usedLive(ctx, id); err != nil || used {
 		if used {
 			r.touch(id)
@@ -180,34 +192,40 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 // podUsers counts the cached pods that run as the account, and reports
-// whether one of them was admitted by the webhook with RBAC for it.
-func (r *Reconciler) podUsers(ctx context.Context, id types.NamespacedName) (int, bool, error) {
+// what the webhook ensured for it when it admitted them: RBAC if any pod
+// was admitted with it, a managed account if any says the webhook created
+// the account.
+func (r *Reconciler) podUsers(ctx context.Context, id types.NamespacedName) (int, mutate.Identity, error) {
 	var pods corev1.PodList
 	if err := r.Cache.List(ctx, &pods, client.InNamespace(id.Namespace), client.MatchingFields{indexPodAccount: id.Name}); err != nil {
-		return 0, false, fmt.Errorf("listing pods of %s from cache: %w", id, err)
+		return 0, mutate.Identity{}, fmt.Errorf("listing pods of %s from cache: %w", id, err)
 	}
-	admitted := false
+	var admitted mutate.Identity
 	for i := range pods.Items {
-		if admittedWithRBAC(&pods.Items[i], id.Name) {
-			admitted = true
+		ensured := ensuredFor(&pods.Items[i], id.Name)
+		admitted.RBAC = admitted.RBAC || ensured.RBAC
+		admitted.ManagedAccount = admitted.ManagedAccount || ensured.ManagedAccount
+		if admitted.ManagedAccount {
 			break
 		}
 	}
 	return len(pods.Items), admitted, nil
 }
 
-// admittedWithRBAC reports whether the webhook admitted pod with a Role and
-// RoleBinding for serviceAccount, from the status annotation it wrote.
-func admittedWithRBAC(pod *corev1.Pod, serviceAccount string) bool {
+// ensuredFor is what the webhook ensured for serviceAccount when it admitted
+// pod, from the status annotation it wrote. A status written before the
+// webhook recorded managedServiceAccount reads as an account it did not
+// create: its RBAC is restored while the account exists, the account never.
+func ensuredFor(pod *corev1.Pod, serviceAccount string) mutate.Identity {
 	raw, ok := pod.Annotations[mutate.AnnotationStatus]
 	if !ok {
-		return false
+		return mutate.Identity{}
 	}
 	var st mutate.Status
-	if err := json.Unmarshal([]byte(raw), &st); err != nil {
-		return false
+	if err := json.Unmarshal([]byte(raw), &st); err != nil || st.ServiceAccount != serviceAccount || !st.RBAC {
+		return mutate.Identity{}
 	}
-	return st.RBAC && st.ServiceAccount == serviceAccount
+	return mutate.Identity{RBAC: true, ManagedAccount: st.ManagedServiceAccount}
 }
 
 func (r *Reconciler) workloadUsers(ctx context.Context, id types.NamespacedName) (int, error) {
@@ -227,7 +245,10 @@ func (r *Reconciler) workloadUsers(ctx context.Context, id types.NamespacedName)
 
 // restore ensures the identity of a pod the webhook admitted, if its
 // namespace is still opted in: opting a namespace out stops every write.
-func (r *Reconciler) restore(ctx context.Context, id types.NamespacedName) error {
+// The ServiceAccount is re-created only if the webhook created it
+// (managedAccount); the Ensurer ensures RBAC only for an account the
+// webhook created or one its owner labelled.
+func (r *Reconciler) restore(ctx context.Context, id types.NamespacedName, managedAccount bool) error {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	if err := r.Cache.Get(ctx, client.ObjectKey{Name: id.Namespace}, ns); err != nil {
@@ -241,9 +262,9 @@ func (r *Reconciler) restore(ctx context.Context, id types.NamespacedName) error
 	if complete, err := r.cachedComplete(ctx, id); err != nil || complete {
 		return err
 	}
-	created, err := r.Ensurer.Ensure(ctx, id.Namespace, id.Name, false)
+	res, err := r.Ensurer.Restore(ctx, id.Namespace, id.Name, managedAccount)
 	log := logf.FromContext(ctx)
-	for _, c := range created {
+	for _, c := range res.Created {
 		restored.WithLabelValues(c.Kind).Inc()
 		log.Info("Restored object of an admitted pod's identity", "kind", c.Kind, "name", c.Object.GetName())
 	}
@@ -311,7 +332,9 @@ func (r *Reconciler) managedObjects(ctx context.Context, id types.NamespacedName
 	return objs, newest, nil
 }
 
-// usedLive asks the API server whether any pod runs as the account.
+// usedLive asks the API server, immediately before a delete, whether any
+// pod runs as the account or any workload template names it: the caches may
+// lag a pod another replica admitted or a workload applied a moment ago.
 func (r *Reconciler) usedLive(ctx context.Context, id types.NamespacedName) (bool, error) {
 	var pods metav1.PartialObjectMetadataList
 	pods.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("PodList"))
@@ -320,7 +343,41 @@ func (r *Reconciler) usedLive(ctx context.Context, id types.NamespacedName) (boo
 	if err != nil {
 		return false, fmt.Errorf("listing pods of %s: %w", id, err)
 	}
-	return len(pods.Items) > 0, nil
+	if len(pods.Items) > 0 {
+		return true, nil
+	}
+	return r.workloadsNameLive(ctx, id)
+}
+
+// liveListPage bounds each page of the live workload lists.
+const liveListPage = 250
+
+// workloadsNameLive lists the namespace's workloads from the API server (no
+// field selector reaches into a pod template) and reports whether a
+// template names the account.
+func (r *Reconciler) workloadsNameLive(ctx context.Context, id types.NamespacedName) (bool, error) {
+	for _, k := range workloadKinds {
+		list := k.list()
+		for cont := ""; ; {
+			if err := r.Live.List(ctx, list, client.InNamespace(id.Namespace), client.Limit(liveListPage), client.Continue(cont)); err != nil {
+				return false, fmt.Errorf("listing %s of %s: %w", k.kind, id, err)
+			}
+			found := false
+			_ = meta.EachListItem(list, func(o runtime.Object) error {
+				if slices.Contains(templateAccounts(k.template(o.(client.Object))), id.Name) {
+					found = true
+				}
+				return nil
+			})
+			if found {
+				return true, nil
+			}
+			if cont = list.GetContinue(); cont == "" {
+				break
+			}
+		}
+	}
+	return false, nil
 }
 
 // delete deletes one managed object exactly as cached: the preconditions

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,9 +25,13 @@ import (
 
 type recordingEnsurer struct{ calls []string }
 
-func (r *recordingEnsurer) Ensure(_ context.Context, ns, sa string, _ bool) ([]rbac.Created, error) {
-	r.calls = append(r.calls, ns+"/"+sa)
-	return nil, nil
+func (r *recordingEnsurer) Restore(_ context.Context, ns, sa string, createAccount bool) (rbac.Result, error) {
+	call := ns + "/" + sa
+	if createAccount {
+		call += " (may create the account)"
+	}
+	r.calls = append(r.calls, call)
+	return rbac.Result{}, nil
 }
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -51,10 +56,12 @@ func optedIn(ns string) *corev1.Namespace {
 }
 
 func admittedPod(ns, sa string, withRBAC bool) *corev1.Pod {
-	status := (&mutate.Spec{ServiceAccount: sa}).Status(sa)
-	if !withRBAC {
-		status = (&mutate.Spec{}).Status(sa)
-	}
+	return admittedPodAs(ns, sa, mutate.Identity{RBAC: withRBAC, ManagedAccount: withRBAC})
+}
+
+// admittedPodAs is a pod the webhook admitted with id ensured for sa.
+func admittedPodAs(ns, sa string, id mutate.Identity) *corev1.Pod {
+	status := (&mutate.Spec{ServiceAccount: sa}).Status(sa, id)
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p-" + sa, Annotations: map[string]string{mutate.AnnotationStatus: status}},
 		Spec:       corev1.PodSpec{ServiceAccountName: sa},
@@ -160,8 +167,51 @@ func TestRestoresOnlyForAdmittedPodsInOptedInNamespaces(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if want := []string{"demo/admitted"}; !cmp.Equal(ens.calls, want) {
+	if want := []string{"demo/admitted (may create the account)"}; !cmp.Equal(ens.calls, want) {
 		t.Errorf("ensured %v, want %v", ens.calls, want)
+	}
+}
+
+// TestRecreatesOnlyAccountsTheWebhookCreated: a pod's status decides whether
+// a missing account may come back. An account its owner labelled (status
+// without managedServiceAccount, as every status written before it existed
+// reads) only gets its RBAC restored while it exists.
+func TestRecreatesOnlyAccountsTheWebhookCreated(t *testing.T) {
+	ctx := context.Background()
+	c := fakeClient(optedIn("demo"),
+		admittedPodAs("demo", "created", mutate.Identity{RBAC: true, ManagedAccount: true}),
+		admittedPodAs("demo", "labelled", mutate.Identity{RBAC: true}))
+	ens := &recordingEnsurer{}
+	r := &Reconciler{Cache: c, Live: c, Writer: c, Ensurer: ens}
+	for _, sa := range []string{"created", "labelled"} {
+		if _, err := r.Reconcile(ctx, request("demo", sa)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"demo/created (may create the account)", "demo/labelled"}; !cmp.Equal(ens.calls, want) {
+		t.Errorf("restores %v, want %v", ens.calls, want)
+	}
+}
+
+// TestLiveWorkloadKeepsIdentity: a workload the cache has not seen yet, but
+// the API server has, stops the delete.
+func TestLiveWorkloadKeepsIdentity(t *testing.T) {
+	ctx := context.Background()
+	now := epoch.Add(24 * time.Hour)
+	cache := fakeClient(append(identity("demo", "fresh", epoch), optedIn("demo"))...)
+	live := fakeClient(&batchv1.CronJob{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "nightly"},
+		Spec: batchv1.CronJobSpec{JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: corev1.PodTemplateSpec{
+			Spec: corev1.PodSpec{ServiceAccountName: "fresh"},
+		}}}},
+	})
+	r := &Reconciler{Cache: cache, Live: live, Writer: cache, Ensurer: &recordingEnsurer{}, TTL: time.Hour, Now: func() time.Time { return now }}
+	r.started = epoch
+	if _, err := r.Reconcile(ctx, request("demo", "fresh")); err != nil {
+		t.Fatal(err)
+	}
+	if got := present(t, cache, identity("demo", "fresh", epoch)...); !cmp.Equal(got, []bool{true, true, true}) {
+		t.Errorf("deleted while a live CronJob names it: present %v", got)
 	}
 }
 

@@ -40,8 +40,10 @@ type Options struct {
 	MaxExpiration time.Duration
 	// DefaultExpiration applies to pods that give no expiration.
 	DefaultExpiration time.Duration
-	// AllowedAudiences, if set, are the only audiences pods may request
-	// (path.Match globs, such as vault or *.example.com).
+	// AllowedAudiences, if set, are the only audiences pods may request:
+	// path.Match globs matched against the whole audience, where '*' does
+	// not cross '/' (*.example.com allows sts.example.com, not
+	// https://sts.example.com/aws; https://sts.example.com/* allows that).
 	AllowedAudiences []string
 	// EnsureTimeout bounds the creation of a ServiceAccount and its RBAC on
 	// admission. Keep it below the webhook's timeoutSeconds, so that a slow
@@ -67,6 +69,16 @@ type Options struct {
 	// present a client certificate it signed (kube-apiserver does, once given
 	// one through its admission configuration). Reloaded when it changes.
 	ClientCA string
+	// LeaderElection runs the reconciler (restoring identities and, with
+	// GCTTL, collecting them) on one replica only, elected through a Lease
+	// in LeaderElectionNamespace. The webhook server serves admissions on
+	// every replica either way. Off by default, for a single process
+	// outside a cluster (tests, make run); the chart and config/manager
+	// turn it on.
+	LeaderElection bool
+	// LeaderElectionNamespace holds the Lease; empty means the namespace
+	// the webhook's pod runs in (the release namespace).
+	LeaderElectionNamespace string
 	// EnableHTTP2 serves HTTP/2 on the webhook port. Off by default, as in
 	// kubebuilder, so that HTTP/2 stream attacks (CVE-2023-44487) from the
 	// pod network do not apply.
@@ -91,6 +103,9 @@ func DefaultOptions() Options {
 	}
 }
 
+// LeaderElectionID names the Lease the replicas elect the reconciler by.
+const LeaderElectionID = "token-projector-reconciler"
+
 // BindFlags registers a flag for every option, defaulting to the current value.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Path to a kubeconfig file. Default: $KUBECONFIG, then the in-cluster configuration.")
@@ -110,6 +125,8 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown, after the drain delay.")
 	fs.DurationVar(&o.GCTTL, "gc-ttl", o.GCTTL, "Delete managed ServiceAccounts, Roles and RoleBindings no pod or workload has named for this long; 0 disables. Needs the token-projector-gc ClusterRole.")
 	fs.StringVar(&o.ClientCA, "client-ca", o.ClientCA, "PEM file of the CA that signs the client certificates callers must present (kube-apiserver's); empty accepts any caller. Reloaded when it changes.")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Run the reconciler (restore, garbage collection) on one elected replica only, through the Lease "+LeaderElectionID+"; every replica serves admissions.")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader-election Lease; empty means the webhook pod's own namespace.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "Serve HTTP/2 on the webhook port (off: HTTP/1.1 only).")
 }
 
@@ -118,7 +135,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 func (o *Options) BindPolicyFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxExpiration, "max-expiration", o.MaxExpiration, "Longest token lifetime a pod may request.")
 	fs.DurationVar(&o.DefaultExpiration, "default-expiration", o.DefaultExpiration, "Token lifetime of pods that do not set "+mutate.AnnotationExpiration+".")
-	fs.Func("allowed-audiences", "Comma-separated globs (path.Match) of the audiences pods may request; empty allows all.", func(s string) error {
+	fs.Func("allowed-audiences", "Comma-separated globs of the audiences pods may request; empty allows all. Each must match the whole audience (path.Match: '*' matches any characters but '/'): *.example.com allows sts.example.com but not https://sts.example.com/aws; https://sts.example.com/* allows https://sts.example.com/aws.", func(s string) error {
 		o.AllowedAudiences = splitList(s)
 		return nil
 	})

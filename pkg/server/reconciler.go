@@ -34,7 +34,7 @@ type touchingEnsurer struct {
 	touch func(namespace, serviceAccount string)
 }
 
-func (t *touchingEnsurer) Ensure(ctx context.Context, namespace, serviceAccount string, dryRun bool) ([]rbac.Created, error) {
+func (t *touchingEnsurer) Ensure(ctx context.Context, namespace, serviceAccount string, dryRun bool) (rbac.Result, error) {
 	if !dryRun {
 		t.touch(namespace, serviceAccount)
 	}

@@ -30,7 +30,9 @@ import (
 )
 
 const (
-	// cacheWait bounds how long a create waits for its object to reach the cache.
+	// cacheWait bounds how long a finished ensure answers joining callers
+	// while the caches catch up with what it created (off every answer's
+	// critical path: see rbac.Ensurer).
 	cacheWait = time.Second
 	// eventSource is the reporting controller of the webhook's Events.
 	eventSource = "token-projector"
@@ -77,6 +79,12 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		HealthProbeBindAddress:  o.HealthProbeBindAddress,
 		PprofBindAddress:        o.PprofBindAddress,
 		GracefulShutdownTimeout: &o.ShutdownTimeout,
+		// Only the reconciler needs the lease: controller-runtime runs the
+		// webhook server, caches and probes on every replica regardless.
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true, // the process exits once the manager stops
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir, TLSOpts: tlsOpts,
 		}),
@@ -93,7 +101,8 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 	}
 
 	ensurer := &rbac.Ensurer{
-		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), CacheWait: cacheWait,
+		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(),
+		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
 	}
 	touching, err := setupReconciler(mgr, o, ensurer)
 	if err != nil {

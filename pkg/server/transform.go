@@ -17,7 +17,7 @@ import (
 // The transforms of the Namespace, ServiceAccount, Role and RoleBinding
 // informers keep of each object what the handler, the Ensurer and the
 // reconciler read (name, namespace, uid, resourceVersion, timestamps, the
-// managed-by label, a namespace's opt-in label, a Role's rules, a
+// managed-by label, a namespace's or a ServiceAccount's inject label, a Role's rules, a
 // RoleBinding's roleRef and subjects) and point whatever every object of ours
 // has in common (those labels, the rule's group, resource and verb, the
 // roleRef's group and kind, the subject's kind and namespace) at one shared
@@ -47,7 +47,8 @@ func metadataOf(kind string) *metav1.PartialObjectMetadata {
 // managedLabels is the label set of every object the webhook creates.
 var managedLabels = map[string]string{rbac.LabelManagedBy: rbac.ManagedBy}
 
-// optedInLabels is all that is kept of an opted-in namespace's labels.
+// optedInLabels is all that is kept of an opted-in namespace's labels, and
+// of a ServiceAccount's its owner labelled for token RBAC.
 var optedInLabels = map[string]string{mutate.LabelInject: mutate.InjectEnabled}
 
 // trimMeta drops what no reader of the caches reads.
@@ -87,7 +88,13 @@ func trimServiceAccount(obj any) (any, error) {
 	if sa, ok := obj.(*metav1.PartialObjectMetadata); ok {
 		trimMeta(&sa.ObjectMeta)
 		sa.Finalizers = nil
+		// The Ensurer reads whose an account is: the webhook's (managed-by)
+		// or one its owner labelled token-projector.io/inject=enabled.
+		labelled := !rbac.IsManaged(sa) && sa.Labels[mutate.LabelInject] == mutate.InjectEnabled
 		shareManagedLabels(&sa.ObjectMeta, true)
+		if labelled {
+			sa.Labels = optedInLabels
+		}
 		sa.TypeMeta = sharedTypeMeta(sa.TypeMeta)
 	}
 	return obj, nil

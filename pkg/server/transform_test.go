@@ -105,6 +105,14 @@ func TestTrimServiceAccount(t *testing.T) {
 	if got := out.(*metav1.PartialObjectMetadata); got.Labels != nil || rbac.IsManaged(got) || got.UID == "" {
 		t.Errorf("foreign ServiceAccount: %+v", got.ObjectMeta)
 	}
+
+	// Its owner's label, that lets the webhook ensure its RBAC, is kept.
+	labelled := &metav1.PartialObjectMetadata{ObjectMeta: asServed(metav1.ObjectMeta{Namespace: "demo", Name: "app",
+		Labels: map[string]string{"app": "x", mutate.LabelInject: mutate.InjectEnabled}})}
+	out, _ = trimServiceAccount(labelled)
+	if got := out.(*metav1.PartialObjectMetadata); !cmp.Equal(got.Labels, map[string]string{mutate.LabelInject: mutate.InjectEnabled}) || rbac.IsManaged(got) {
+		t.Errorf("labelled ServiceAccount kept labels %v", got.Labels)
+	}
 }
 
 func TestTrimNamespaceKeepsOptIn(t *testing.T) {

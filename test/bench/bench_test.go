@@ -44,6 +44,9 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("cold %s: %v admissions, %d errors %v, %s", r.label, n, r.m.res.Errors, r.m.res.ErrorSamples, r.calls)
 		}
 	}
+	if s.coldCreateP50 <= 0 || s.coldRatio() <= 0 {
+		t.Errorf("cold path: no ratio to a plain create (p50 %s)", s.coldCreateP50)
+	}
 	if s.coldObjects != [3]int{s.coldWant, s.coldWant, s.coldWant} {
 		t.Errorf("cold objects in kube-apiserver: %v, want %d each", s.coldObjects, s.coldWant)
 	}

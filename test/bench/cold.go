@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/token-projector/token-projector/pkg/rbac"
 	"github.com/token-projector/token-projector/test/bench/loadgen"
 )
 
@@ -19,9 +22,10 @@ const coldCap = 60 * time.Second
 
 // coldRun is one measured cold or burst run.
 type coldRun struct {
-	label string
-	m     measured
-	calls calls
+	label       string
+	concurrency int
+	m           measured
+	calls       calls
 }
 
 // cold measures the cold path over HTTP/2: every pod names a ServiceAccount
@@ -31,6 +35,7 @@ func (b *bench) cold(ctx context.Context) error {
 	fmt.Println("== cold path: a new ServiceAccount per pod (HTTP/2); each admission must create SA, Role and RoleBinding: 3 writes, no reads ==")
 	printColdHeader()
 	want := 0
+	var err error
 	for _, conc := range concurrencies {
 		set := fmt.Sprintf("cold%d", conc)
 		bodies, uids, err := bodies(set, nsCold, b.c.coldRequests, func(i int) string { return fmt.Sprintf("%s-%04d", set, i) })
@@ -46,10 +51,15 @@ func (b *bench) cold(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		r := coldRun{label: fmt.Sprintf("h2 c=%d", conc), m: m, calls: apiCalls(m.metrics)}
+		r := coldRun{label: fmt.Sprintf("h2 c=%d", conc), concurrency: conc, m: m, calls: apiCalls(m.metrics)}
 		printCold(r)
 		b.summary.cold = append(b.summary.cold, r)
 	}
+	if b.summary.coldCreateP50, err = b.plainCreateP50(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("\none plain create (a Role like the webhook's, by the webhook's user, one at a time): p50 %s over %d creates\n",
+		ms(b.summary.coldCreateP50), b.c.coldRequests)
 	sa, roles, bindings, err := b.countIdentities(ctx, nsCold, "cold")
 	if err != nil {
 		return err
@@ -128,4 +138,37 @@ func (b *bench) countIdentities(ctx context.Context, namespace, prefix string) (
 		}
 	}
 	return n[0], n[1], n[2], nil
+}
+
+// plainCreateP50 is the baseline of the cold path: the median of creating
+// one object with nothing else, in this run: a Role granting what the
+// webhook's Roles grant, created by the webhook's own user (its client, its
+// RBAC), one at a time. A Role, not a ServiceAccount: kube-apiserver's RBAC
+// escalation check on a Role or RoleBinding create reads the creator's
+// bindings with a consistent list, which costs up to its watch cache's
+// 100 ms progress tick, against a few milliseconds for a ServiceAccount; the
+// superuser skips that check. A new account costs, at the least, that Role
+// (the ServiceAccount created at the same time) and then the RoleBinding,
+// which pays the same check: about two of these.
+func (b *bench) plainCreateP50(ctx context.Context) (time.Duration, error) {
+	// Unthrottled, as the webhook's own client is (pkg/server): client-go's
+	// default 5 requests a second would make each create wait 200 ms.
+	cfg := rest.CopyConfig(b.env.WebhookConfig)
+	cfg.QPS = -1
+	c, err := client.New(cfg, client.Options{Scheme: b.env.Scheme})
+	if err != nil {
+		return 0, err
+	}
+	took := make([]time.Duration, 0, b.c.coldRequests)
+	for i := range b.c.coldRequests {
+		role := rbac.Role(nsCold, fmt.Sprintf("plain-%04d", i))
+		role.Labels = nil // not one of the webhook's: kept out of its cache
+		start := time.Now()
+		if err := c.Create(ctx, role); err != nil {
+			return 0, fmt.Errorf("baseline create: %w", err)
+		}
+		took = append(took, time.Since(start))
+	}
+	slices.Sort(took)
+	return took[len(took)/2], nil
 }

@@ -20,6 +20,9 @@ type summary struct {
 	bursts      []coldRun
 	cacheSet    float64
 	cacheRan    bool
+
+	// coldCreateP50 is one plain create's median latency in this run.
+	coldCreateP50 time.Duration
 }
 
 func printHeader(c config) {
@@ -162,6 +165,8 @@ func (b *bench) printSummary(took time.Duration) {
 			verdict(r.m.res.Errors == 0 && r.calls.creates == 3*n && r.calls.ensureWrites() == r.calls.creates && r.calls.liveReads == 0 && r.calls.restGet == 0))
 		fmt.Printf("%-44s %-22s %-16s %s\n", "  + Event writes per admission", fmt.Sprintf("%.2f", r.calls.other()/n), "(not in target)", "")
 	}
+	coldRatio := s.coldRatio()
+	fmt.Printf("%-44s %-22s %-16s %s\n", "cold p50 at concurrency 1 vs one create", fmt.Sprintf("%.2fx create", coldRatio), "<= 2.50x", verdict(coldRatio > 0 && coldRatio <= 2.5))
 	var writes, events []string
 	burstOK := len(s.bursts) > 0
 	for _, r := range s.bursts {
@@ -174,5 +179,16 @@ func (b *bench) printSummary(took time.Duration) {
 	if s.cacheRan {
 		fmt.Printf("%-44s %-22s %-16s %s\n", "cache heap per SA/Role/RoleBinding set", fmt.Sprintf("%.0f B", s.cacheSet), "< 2048 B", verdict(s.cacheSet < 2048))
 	}
-	fmt.Printf("bench: warm_throughput_ratio=%.2f warm_p99_ratio=%.2f warm_cpu_ratio=%.2f\n", throughput, p99, cpu)
+	fmt.Printf("bench: warm_throughput_ratio=%.2f warm_p99_ratio=%.2f warm_cpu_ratio=%.2f cold_p50_ratio_create=%.2f\n", throughput, p99, cpu, coldRatio)
+}
+
+// coldRatio is the cold path's median at concurrency 1 over one plain
+// create's, both of this run; 0 if either is missing.
+func (s *summary) coldRatio() float64 {
+	for _, r := range s.cold {
+		if r.concurrency == 1 && s.coldCreateP50 > 0 {
+			return float64(r.m.res.Quantile(.5)) / float64(s.coldCreateP50)
+		}
+	}
+	return 0
 }

@@ -122,6 +122,8 @@ func install(t *testing.T, c client.Client, release, ns string, identity *rest.C
 		// No Service routes here, so there is nothing to drain from; the
 		// drain itself is test/faults' TestDrainOnSIGTERM.
 		"drain-delay": "0s",
+		// In a pod, the Lease's namespace is the pod's own; here, the release's.
+		"leader-election-namespace": ns,
 	})
 	return in
 }

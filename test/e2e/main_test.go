@@ -8,12 +8,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
-
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/test/render"
 	"github.com/token-projector/token-projector/test/testenv"
@@ -27,42 +23,32 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	fail := func(err error) int {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
-	var err error
-	if root, err = testenv.RepoRoot(); err != nil {
-		return fail(err)
-	}
-	crds, err := render.CertManagerCRDs(root)
-	if err != nil {
-		return fail(err)
-	}
-	bin, err := os.MkdirTemp("", "token-projector-e2e-")
-	if err != nil {
-		return fail(err)
-	}
-	defer func() { _ = os.RemoveAll(bin) }()
-	if webhookBinary, err = testenv.BuildWebhook(root, bin); err != nil {
-		return fail(err)
-	}
-	// The chart brings the RBAC and the webhook configuration.
-	env, err = testenv.Start(testenv.Options{SkipRBAC: true, SkipWebhookConfiguration: true, CRDDirectoryPaths: []string{crds}})
-	if err != nil {
-		return fail(err)
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: stopping kube-apiserver:", err)
-		}
-	}()
-	certManager.ctx, certManager.stop = context.WithCancel(context.Background())
-	defer stopCertManager()
-	return m.Run()
+	var bin string
+	os.Exit(testenv.Suite{
+		Name: "e2e", Env: &env,
+		// The chart brings the RBAC and the webhook configuration.
+		Prepare: func(o *testenv.Options) error {
+			if err := render.ChartSuite(&root)(o); err != nil {
+				return err
+			}
+			var err error
+			if bin, err = os.MkdirTemp("", "token-projector-e2e-"); err != nil {
+				return err
+			}
+			webhookBinary, err = testenv.BuildWebhook(root, bin)
+			return err
+		},
+		Setup: func(context.Context, *testenv.Env) error {
+			certManager.ctx, certManager.stop = context.WithCancel(context.Background())
+			return nil
+		},
+		Teardown: func() {
+			if certManager.stop != nil {
+				stopCertManager()
+			}
+			if bin != "" {
+				_ = os.RemoveAll(bin)
+			}
+		},
+	}.Main(m))
 }

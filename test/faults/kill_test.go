@@ -34,8 +34,8 @@ type webhookProcess struct {
 	readyz  string
 }
 
-// startProcess runs the binary, with extra flags, until it is ready
-// (certificates loaded, caches synced).
+// startProcess runs the binary until it is ready (certificates loaded,
+// caches synced); extra flags override the defaults.
 func startProcess(t *testing.T, bin, kubeconfig, logFile string, extra ...string) *webhookProcess {
 	t.Helper()
 	healthPort, err := testenv.FreePort()
@@ -111,6 +111,18 @@ func (p *webhookProcess) counter(t *testing.T, name, match string) float64 {
 	return total
 }
 
+// buildBinary builds the webhook binary into a test directory and writes
+// the webhook user's kubeconfig beside it.
+func buildBinary(t *testing.T) (dir, bin, kubeconfig string) {
+	t.Helper()
+	dir = t.TempDir()
+	bin, err := testenv.BuildWebhook(env.Root, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin, webhookKubeconfig(t, dir)
+}
+
 // webhookKubeconfig writes a kubeconfig for the webhook user.
 func webhookKubeconfig(t *testing.T, dir string) string {
 	t.Helper()
@@ -143,12 +155,7 @@ func TestKillInBurst(t *testing.T) {
 		killAfter  = 15 // admitted pods
 	)
 	ctx := context.Background()
-	dir := t.TempDir()
-	bin, err := testenv.BuildWebhook(env.Root, dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig := webhookKubeconfig(t, dir)
+	dir, bin, kubeconfig := buildBinary(t)
 	logFile := filepath.Join(dir, "webhook.log")
 	proc := startProcess(t, bin, kubeconfig, logFile)
 	waitAdmitting(t)

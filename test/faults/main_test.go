@@ -27,8 +27,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
@@ -53,26 +51,17 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	os.Exit(testenv.Suite{
+		Name: "faults", LogLevel: zapcore.ErrorLevel, Env: &env,
+		Prepare:  prepare,
+		Setup:    func(ctx context.Context, _ *testenv.Env) error { return serveWithCA(ctx) },
+		Teardown: func() { _ = os.RemoveAll(workDir) },
+	}.Main(m))
 }
 
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	if err := setup(); err != nil {
-		fmt.Fprintln(os.Stderr, "faults:", err)
-		if env != nil {
-			_ = env.Stop()
-		}
-		return 1
-	}
-	defer func() {
-		_ = env.Stop()
-		_ = os.RemoveAll(workDir)
-	}()
-	return m.Run()
-}
-
-func setup() error {
+// prepare makes the CAs and kube-apiserver's admission configuration, which
+// it reads at start.
+func prepare(o *testenv.Options) error {
 	var err error
 	if workDir, err = os.MkdirTemp("", "token-projector-faults-"); err != nil {
 		return err
@@ -87,9 +76,13 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	if env, err = testenv.Start(testenv.Options{APIServerFlags: map[string]string{"admission-control-config-file": admissionConfig}}); err != nil {
-		return err
-	}
+	o.APIServerFlags = map[string]string{"admission-control-config-file": admissionConfig}
+	return nil
+}
+
+// serveWithCA writes the webhook's serving certificate and makes
+// kube-apiserver trust its CA.
+func serveWithCA(ctx context.Context) error {
 	serving, err := servingCA.serving()
 	if err != nil {
 		return err
@@ -101,7 +94,7 @@ func setup() error {
 	if certs, err = newCertDir(certPath, serving); err != nil {
 		return err
 	}
-	return trustServingCA(context.Background())
+	return trustServingCA(ctx)
 }
 
 // apiserverClientCertificate writes kube-apiserver's admission

@@ -8,11 +8,14 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
+	"github.com/token-projector/token-projector/pkg/admission"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
@@ -23,6 +26,7 @@ const (
 	pass   fault = iota // forward it
 	hold                // keep it until the caller gives up, never forward it
 	refuse              // drop the connection without an answer
+	delay               // keep it until released, then forward it, unless the caller gives up first
 )
 
 // faultProxy stands between the webhook and kube-apiserver on 127.0.0.1.
@@ -37,6 +41,10 @@ type faultProxy struct {
 	inflight map[*http.Request]context.CancelFunc
 	// closed releases held requests when the test ends.
 	closed chan struct{}
+	// released lets delayed requests through once closed (release).
+	released chan struct{}
+	// held counts the requests being held or delayed now.
+	held atomic.Int32
 }
 
 func newFaultProxy(t *testing.T) *faultProxy {
@@ -49,7 +57,7 @@ func newFaultProxy(t *testing.T) *faultProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &faultProxy{inflight: map[*http.Request]context.CancelFunc{}, closed: make(chan struct{})}
+	p := &faultProxy{inflight: map[*http.Request]context.CancelFunc{}, closed: make(chan struct{}), released: make(chan struct{})}
 	p.proxy = &httputil.ReverseProxy{
 		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(target) },
 		Transport:     transport,
@@ -76,6 +84,9 @@ func (p *faultProxy) set(rule func(*http.Request) fault) {
 	p.rule = rule
 }
 
+// release forwards every delayed request, now and from then on.
+func (p *faultProxy) release() { close(p.released) }
+
 // cut drops every request in flight, watches included, as an API server
 // going away does.
 func (p *faultProxy) cut() {
@@ -94,7 +105,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
-	if f == pass {
+	if f == pass || f == delay {
 		p.inflight[r] = cancel
 		defer func() {
 			p.mu.Lock()
@@ -106,10 +117,25 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	switch f {
 	case hold:
+		p.held.Add(1)
+		defer p.held.Add(-1)
 		select {
 		case <-r.Context().Done():
 		case <-p.closed:
 		}
+	case delay:
+		p.held.Add(1)
+		select {
+		case <-r.Context().Done():
+			p.held.Add(-1)
+			return
+		case <-p.closed:
+			p.held.Add(-1)
+			return
+		case <-p.released:
+		}
+		p.held.Add(-1)
+		p.proxy.ServeHTTP(w, r.WithContext(ctx))
 	case refuse:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -216,4 +242,115 @@ func TestAPIServerUnavailableMidEnsure(t *testing.T) {
 	if !complete(t, ns, "offline") {
 		t.Errorf("identity incomplete after recovery")
 	}
+}
+
+// TestAdmissionJoiningASlowRestoreAnswersInTime: the reconciler restores a
+// deleted RoleBinding (with its 30 s budget) while the API server holds the
+// create; an admission for the same account joins that ensure. It answers
+// by its own deadline with the webhook's own error, not kube-apiserver's
+// timeout; once the API server is back the identity is restored.
+func TestAdmissionJoiningASlowRestoreAnswersInTime(t *testing.T) {
+	proxy := newFaultProxy(t)
+	startWebhook(t, serverOptions(t, proxy.config()))
+	ctx := context.Background()
+	ns := namespace(t)
+	if err := env.Admin.Create(ctx, pod(ns, "joined")); err != nil {
+		t.Fatal(err)
+	}
+
+	proxy.set(func(r *http.Request) fault {
+		if creating("rolebindings")(r) {
+			return hold
+		}
+		return pass
+	})
+	if err := env.Admin.Delete(ctx, testenv.Identity(ns, "joined")[2]); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the reconciler's restore is held at the RoleBinding create", 30*time.Second, func() bool { return proxy.held.Load() > 0 })
+
+	err := env.Admin.Create(ctx, pod(ns, "joined"))
+	if err == nil {
+		t.Fatal("pod admitted while its RoleBinding could not be created")
+	}
+	for _, want := range []string{"ensuring ServiceAccount " + ns + "/joined", "RoleBinding " + ns + "/joined-create-token", "deadline"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "failed calling webhook") {
+		t.Errorf("kube-apiserver timed out on the webhook instead of getting its answer: %v", err)
+	}
+
+	proxy.set(nil)
+	testenv.WaitFor(t, "the reconciler restores the RoleBinding", 60*time.Second, func() bool { return complete(t, ns, "joined") })
+}
+
+// TestCancelledLeaderDoesNotFailWaiters: the request that started an ensure
+// for a new account is cancelled while its RoleBinding create is delayed;
+// another admission waiting on that ensure is admitted once the create goes
+// through, and the account took 3 writes.
+func TestCancelledLeaderDoesNotFailWaiters(t *testing.T) {
+	proxy := newFaultProxy(t)
+	startWebhook(t, serverOptions(t, proxy.config()))
+	ctx := context.Background()
+	ns := namespace(t)
+	writes := func() float64 { return testenv.Counter(t, "token_projector_api_writes_total", nil) }
+	before, admitting := writes(), inFlight(t)
+
+	proxy.set(func(r *http.Request) fault {
+		if creating("rolebindings")(r) {
+			return delay
+		}
+		return pass
+	})
+	leaderCtx, cancelLeader := context.WithCancel(ctx)
+	defer cancelLeader()
+	leader := make(chan error, 1)
+	go func() { leader <- env.Admin.Create(leaderCtx, pod(ns, "shared")) }()
+	testenv.WaitFor(t, "the leader's RoleBinding create is delayed", 30*time.Second, func() bool { return proxy.held.Load() == 1 })
+
+	waiter := pod(ns, "shared")
+	waiterErr := make(chan error, 1)
+	go func() { waiterErr <- env.Admin.Create(ctx, waiter) }()
+	testenv.WaitFor(t, "both admissions are in the webhook", 30*time.Second, func() bool { return inFlight(t) == admitting+2 })
+
+	cancelLeader()
+	if err := <-leader; err == nil {
+		t.Fatal("the cancelled leader's pod was created")
+	}
+	testenv.WaitFor(t, "the leader's admission has ended in the webhook", 30*time.Second, func() bool { return inFlight(t) <= admitting+1 })
+	proxy.release()
+
+	if err := <-waiterErr; err != nil {
+		t.Fatalf("the waiter failed with its cancelled leader: %v", err)
+	}
+	if !testenv.MutatedOnce(waiter) || !complete(t, ns, "shared") {
+		t.Errorf("waiter mutated once=%v, identity complete=%v", testenv.MutatedOnce(waiter), complete(t, ns, "shared"))
+	}
+	if got := writes() - before; got != 3 {
+		t.Errorf("API writes for the account: %v, want 3", got)
+	}
+}
+
+// inFlight is how many pod admissions the in-process webhook is serving.
+func inFlight(t *testing.T) float64 {
+	t.Helper()
+	families, err := metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() != "controller_runtime_webhook_requests_in_flight" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "webhook" && l.GetValue() == admission.PodsPath {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return 0
 }

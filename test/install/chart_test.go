@@ -88,6 +88,7 @@ func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deploym
 func TestChartFilesAreConfig(t *testing.T) {
 	for copyPath, source := range map[string]string{
 		"files/rbac.yaml":    "config/rbac/role.yaml",
+		"files/rbac-gc.yaml": "config/gc/role.yaml",
 		"files/webhook.yaml": "config/webhook/manifests.yaml",
 	} {
 		got, err := os.ReadFile(filepath.Join(root, render.ChartDir, copyPath))
@@ -166,8 +167,11 @@ func TestWebhookConfigurationDefaults(t *testing.T) {
 	if w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionregistrationv1.IfNeededReinvocationPolicy {
 		t.Errorf("reinvocationPolicy = %v, want IfNeeded", deref(w.ReinvocationPolicy))
 	}
-	if len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, "'"+mutate.AnnotationAudience+"' in object.metadata.annotations") {
-		t.Errorf("matchConditions = %+v, want one requiring %s", w.MatchConditions, mutate.AnnotationAudience)
+	// What each expression decides is tested with kube-apiserver's CEL
+	// library in pkg/admission (TestMatchConditions).
+	if len(w.MatchConditions) != 2 || !strings.Contains(w.MatchConditions[0].Expression, "'"+mutate.AnnotationAudience+"'") ||
+		!strings.Contains(w.MatchConditions[1].Expression, corev1.MirrorPodAnnotationKey) {
+		t.Errorf("matchConditions = %+v, want one requiring %s and one excluding mirror pods", w.MatchConditions, mutate.AnnotationAudience)
 	}
 	assertSelectors(t, w, map[string]bool{
 		"opted-in":                  true,
@@ -276,8 +280,8 @@ func TestRBACClusterScope(t *testing.T) {
 	if got, want := render.Keys(bindings), []string{"ClusterRoleBinding /token-projector", "ClusterRoleBinding /token-projector-namespaces"}; !slices.Equal(got, want) {
 		t.Errorf("ClusterRoleBindings = %v, want %v", got, want)
 	}
-	if rb := render.OfKind(objs, "RoleBinding"); len(rb) != 0 {
-		t.Errorf("RoleBindings in cluster scope: %v", render.Keys(rb))
+	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding " + ns + "/token-projector-leader-election"}; !slices.Equal(got, want) {
+		t.Errorf("RoleBindings in cluster scope = %v, want only %v (the leader-election Lease)", got, want)
 	}
 	for _, b := range bindings {
 		var crb rbacv1.ClusterRoleBinding
@@ -302,7 +306,8 @@ func TestRBACNamespacedScope(t *testing.T) {
 	if got, want := render.Keys(render.OfKind(objs, "ClusterRoleBinding")), []string{"ClusterRoleBinding /token-projector-namespaces"}; !slices.Equal(got, want) {
 		t.Errorf("ClusterRoleBindings = %v, want only %v (reading namespaces)", got, want)
 	}
-	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding team-a/token-projector", "RoleBinding team-b/token-projector"}; !slices.Equal(got, want) {
+	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding team-a/token-projector", "RoleBinding team-b/token-projector",
+		"RoleBinding " + ns + "/token-projector-leader-election"}; !slices.Equal(got, want) {
 		t.Errorf("RoleBindings = %v, want %v", got, want)
 	}
 	for _, b := range render.OfKind(objs, "RoleBinding") {
@@ -311,6 +316,9 @@ func TestRBACNamespacedScope(t *testing.T) {
 			t.Fatal(err)
 		}
 		assertSubject(t, rb.Subjects)
+		if rb.Namespace == ns {
+			continue // the leader-election Role, in the release namespace
+		}
 		if rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "token-projector"}) {
 			t.Errorf("%s/%s roleRef = %+v", rb.Namespace, rb.Name, rb.RoleRef)
 		}
@@ -333,14 +341,27 @@ func assertSubject(t *testing.T, subjects []rbacv1.Subject) {
 	}
 }
 
-// TestRBACGarbageCollection: token-projector-gc (delete) is installed as
-// config/ installs it, and bound, in the configured scope, only when garbage
-// collection is on.
+// TestRBACGarbageCollection: token-projector-gc (delete) is rendered, from
+// config/gc/role.yaml, and bound in the configured scope only when garbage
+// collection is on: a default install carries no delete permission at all,
+// bound or not, for RBAC audits to flag.
 func TestRBACGarbageCollection(t *testing.T) {
-	if render.Find(chart(t), "ClusterRole", "token-projector-gc") == nil {
-		t.Error("the chart does not render token-projector-gc from config/rbac/role.yaml")
+	for _, objs := range [][]*unstructured.Unstructured{chart(t), namespaced(t)} {
+		if o := render.Find(objs, "ClusterRole", "token-projector-gc"); o != nil {
+			t.Errorf("gc is off, yet the chart renders %s", render.Key(o))
+		}
+		for _, kind := range []string{"ClusterRoleBinding", "RoleBinding"} {
+			for _, b := range render.OfKind(objs, kind) {
+				if b.GetName() == "token-projector-gc" {
+					t.Errorf("gc is off, yet the chart renders %s", render.Key(b))
+				}
+			}
+		}
 	}
 	cluster := chart(t, "--set", "gc.enabled=true", "--set", "gc.ttl=48h")
+	if render.Find(cluster, "ClusterRole", "token-projector-gc") == nil {
+		t.Error("gc.enabled does not render token-projector-gc from config/gc/role.yaml")
+	}
 	if render.Find(cluster, "ClusterRoleBinding", "token-projector-gc") == nil {
 		t.Errorf("gc.enabled binds no token-projector-gc: %v", render.Keys(render.OfKind(cluster, "ClusterRoleBinding")))
 	}
@@ -382,6 +403,7 @@ func TestRBACLeastPrivilege(t *testing.T) {
 		}
 		for _, o := range roles {
 			var r rbacv1.ClusterRole
+			kind, namespace := o.GetKind(), o.GetNamespace()
 			o := o.DeepCopy()
 			o.SetKind("ClusterRole")
 			if err := render.Into(o, &r); err != nil {
@@ -401,7 +423,11 @@ func TestRBACLeastPrivilege(t *testing.T) {
 				if len(rule.NonResourceURLs) > 0 {
 					t.Errorf("%s %s: non-resource URLs in %+v", name, r.Name, rule)
 				}
-				ownEvents := slices.Equal(rule.Resources, []string{"events"}) && slices.Equal(rule.APIGroups, []string{"events.k8s.io"})
+				ownEvents := slices.Equal(rule.Resources, []string{"events"}) && (slices.Equal(rule.APIGroups, []string{"events.k8s.io"}) ||
+					slices.Equal(rule.APIGroups, []string{""}) && kind == "Role")
+				// The leader-election Lease: a Role, so only in the release namespace.
+				ownLease := kind == "Role" && namespace == ns &&
+					slices.Equal(rule.Resources, []string{"leases"}) && slices.Equal(rule.APIGroups, []string{"coordination.k8s.io"})
 				ownIdentities := r.Name == "token-projector-gc" && !slices.ContainsFunc(rule.Resources, func(res string) bool {
 					return res != "serviceaccounts" && res != "roles" && res != "rolebindings"
 				})
@@ -409,6 +435,8 @@ func TestRBACLeastPrivilege(t *testing.T) {
 					switch {
 					case slices.Contains(never, v):
 					case (v == "update" || v == "patch") && ownEvents:
+						continue
+					case v == "update" && ownLease:
 						continue
 					case v == "delete" && ownIdentities:
 						continue

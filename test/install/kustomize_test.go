@@ -1,11 +1,16 @@
 package install
 
 import (
+	iofs "io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
 	"github.com/token-projector/token-projector/test/render"
@@ -24,8 +29,55 @@ func TestKustomizeMatchesChartDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	charted := chart(t)
+	sameObjects(t, kustomized, chart(t))
+}
 
+// TestKustomizeGCComponentMatchesChart: config/default with the config/gc
+// component enabled, as its comment says (components: [../gc]), creates what
+// the chart creates with gc.enabled=true.
+func TestKustomizeGCComponentMatchesChart(t *testing.T) {
+	// A copy of config/ in memory, config/default's kustomization edited.
+	fs := filesys.MakeFsInMemory()
+	err := filepath.WalkDir(filepath.Join(root, "config"), func(p string, d iofs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		if rel == filepath.Join("config", "default", "kustomization.yaml") {
+			b = append(b, "\ncomponents:\n- ../gc\n"...)
+		}
+		return fs.WriteFile(filepath.Join("/", rel), b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(fs, "/config/default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := res.AsYaml()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kustomized, err := render.Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if render.Find(kustomized, "ClusterRole", "token-projector-gc") == nil {
+		t.Fatalf("config/gc adds no token-projector-gc: %v", render.Keys(kustomized))
+	}
+	sameObjects(t, kustomized, chart(t, "--set", "gc.enabled=true"))
+}
+
+func sameObjects(t *testing.T, kustomized, charted []*unstructured.Unstructured) {
+	t.Helper()
 	var namespaceObj *unstructured.Unstructured
 	kustomized = slices.DeleteFunc(kustomized, func(o *unstructured.Unstructured) bool {
 		if o.GetKind() == "Namespace" {

@@ -5,12 +5,8 @@
 package install
 
 import (
-	"fmt"
 	"os"
 	"testing"
-
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/test/render"
 	"github.com/token-projector/token-projector/test/testenv"
@@ -22,31 +18,6 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	var err error
-	if root, err = testenv.RepoRoot(); err != nil {
-		fmt.Fprintln(os.Stderr, "install:", err)
-		return 1
-	}
-	crds, err := render.CertManagerCRDs(root)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "install:", err)
-		return 1
-	}
 	// Nothing of config/ is installed: each test applies what it renders.
-	env, err = testenv.Start(testenv.Options{SkipRBAC: true, SkipWebhookConfiguration: true, CRDDirectoryPaths: []string{crds}})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "install:", err)
-		return 1
-	}
-	defer func() {
-		if err := env.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "install: stopping kube-apiserver:", err)
-		}
-	}()
-	return m.Run()
+	os.Exit(testenv.Suite{Name: "install", Env: &env, Prepare: render.ChartSuite(&root)}.Main(m))
 }

@@ -77,7 +77,7 @@ func TestHostileInputs(t *testing.T) {
 		{"spec account too long", map[string]string{mutate.AnnotationAudience: "vault"}, func(p *corev1.Pod) { p.Spec.ServiceAccountName = long },
 			[]string{"spec.serviceAccountName", `"` + long[:80] + `"... (241 bytes)`, "at most 240 characters"}},
 		{"account default", account("default"), nil, []string{mutate.AnnotationServiceAccount, `"default"`, "a dedicated ServiceAccount name"}},
-		{"mount path relative", mountPath("tokens"), nil, []string{mutate.AnnotationMountPath, `"tokens"`, "an absolute directory path without '..' elements"}},
+		{"mount path relative", mountPath("tokens"), nil, []string{mutate.AnnotationMountPath, `"tokens"`, "an absolute directory path other than / and without '..' elements"}},
 		{"mount path with ..", mountPath("/var/run/../../etc"), nil, []string{mutate.AnnotationMountPath, `"/var/run/../../etc"`, "without '..' elements"}},
 		{"mount path taken by the pod", withSA(nil), func(p *corev1.Pod) {
 			p.Spec.Volumes = append(p.Spec.Volumes, corev1.Volume{Name: "cache", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})

@@ -9,44 +9,19 @@ import (
 	"os"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-
+	"github.com/token-projector/token-projector/pkg/server"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
-var env *testenv.Env
+var (
+	env *testenv.Env
+	// hook is the suite's webhook; restartWebhook replaces it for one test.
+	hook *testenv.Webhook
+)
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
-	var err error
-	if env, err = testenv.Start(testenv.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, "integration:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	opts, err := env.ServerOptions()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "integration:", err)
-		return 1
-	}
-	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "integration:", err)
-		return 1
-	}
-	defer func() {
-		if err := hook.Stop(); err != nil {
-			fmt.Fprintln(os.Stderr, "integration: stopping the webhook:", err)
-		}
-	}()
-	return m.Run()
+	os.Exit(testenv.Suite{Name: "integration", LogLevel: zapLevel(), Webhook: func(*server.Options) {}, Env: &env, Hook: &hook}.Main(m))
 }
 
 // nsCounter makes namespace names unique within a run.

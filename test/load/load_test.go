@@ -20,12 +20,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
+	"github.com/token-projector/token-projector/pkg/server"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
@@ -42,29 +41,7 @@ var env *testenv.Env
 
 func TestMain(m *testing.M) {
 	flag.Parse()
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	var err error
-	if env, err = testenv.Start(testenv.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, "load:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	opts, err := env.ServerOptions()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "load:", err)
-		return 1
-	}
-	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "load:", err)
-		return 1
-	}
-	defer func() { _ = hook.Stop() }()
-	return m.Run()
+	os.Exit(testenv.Suite{Name: "load", LogLevel: zapcore.ErrorLevel, Webhook: func(*server.Options) {}, Env: &env}.Main(m))
 }
 
 // TestLoad creates namespaces x accounts x pods pods, every account new, in

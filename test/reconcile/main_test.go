@@ -17,10 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/server"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
@@ -31,34 +30,11 @@ const ttl = 3 * time.Second
 var env *testenv.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	var err error
-	if env, err = testenv.Start(testenv.Options{}); err != nil {
-		fmt.Fprintln(os.Stderr, "reconcile:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	if err := BindGC(context.Background(), env); err != nil {
-		fmt.Fprintln(os.Stderr, "reconcile:", err)
-		return 1
-	}
-	opts, err := env.ServerOptions()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reconcile:", err)
-		return 1
-	}
-	opts.GCTTL = ttl
-	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "reconcile:", err)
-		return 1
-	}
-	defer func() { _ = hook.Stop() }()
-	return m.Run()
+	os.Exit(testenv.Suite{
+		Name: "reconcile", LogLevel: zapcore.ErrorLevel, Env: &env,
+		Setup:   BindGC,
+		Webhook: func(o *server.Options) { o.GCTTL = ttl },
+	}.Main(m))
 }
 
 // BindGC binds the shipped token-projector-gc ClusterRole to the webhook's

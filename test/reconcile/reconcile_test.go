@@ -121,10 +121,14 @@ func TestCollectsWhatRejectedPodsLeft(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
 
-	// By hand, unlabelled: an identity of the same shape, and an account
-	// the rejected pod names (the webhook creates only its Role and binding).
+	// By hand, unlabelled: an identity of the same shape. And an account
+	// the rejected pod names, that its owner labelled for token RBAC (the
+	// webhook creates only its Role and binding).
 	unmanaged(t, rbac.ServiceAccount(ns, "hand"), rbac.Role(ns, "hand"), rbac.RoleBinding(ns, "hand"))
-	unmanaged(t, rbac.ServiceAccount(ns, "builder"))
+	if err := env.Admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "builder",
+		Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}); err != nil {
+		t.Fatal(err)
+	}
 
 	start := time.Now()
 	admitThenReject(t, ns, "left")
@@ -289,5 +293,54 @@ func TestRestoresWhilePodsUseIt(t *testing.T) {
 	}
 	if !outGone {
 		t.Errorf("RoleBinding restored in a namespace that opted out")
+	}
+}
+
+// TestNeverRecreatesAnAccountItDidNotCreate: an account its owner labelled
+// got its RBAC from the webhook; the owner then deletes the account, which
+// revokes it. The reconciler, looking at the identity again (its
+// RoleBinding deleted too), re-creates neither, while it does restore a
+// managed account deleted beside it.
+func TestNeverRecreatesAnAccountItDidNotCreate(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	if err := env.Admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "owned",
+		Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []*corev1.Pod{pod(ns, "user", "owned"), pod(ns, "control", "ctl")} {
+		if err := env.Admin.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	owned := testenv.Identity(ns, "owned")
+	for _, o := range owned {
+		if !env.Exists(t, o) {
+			t.Fatalf("%T %s: the labelled account did not get its identity", o, o.GetName())
+		}
+	}
+	if err := env.Admin.Delete(ctx, owned[0]); err != nil {
+		t.Fatal(err)
+	}
+	// Each round deletes the owned account's RoleBinding (a managed object,
+	// so the reconciler looks at the identity), then a control's managed
+	// ServiceAccount; once the control is restored, the reconciler has had
+	// its look. Re-creating the owned account in every round is a failure.
+	recreated := true
+	for round := 0; round < 3 && recreated; round++ {
+		if err := env.Admin.Delete(ctx, testenv.Identity(ns, "owned")[2]); err != nil && !apierrors.IsNotFound(err) {
+			t.Fatal(err)
+		}
+		if err := env.Admin.Delete(ctx, testenv.Identity(ns, "ctl")[0]); err != nil {
+			t.Fatal(err)
+		}
+		testenv.WaitFor(t, "the control account is restored", 30*time.Second, func() bool {
+			sa := testenv.Identity(ns, "ctl")[0]
+			return env.Exists(t, sa) && rbac.IsManaged(sa)
+		})
+		recreated = env.Exists(t, testenv.Identity(ns, "owned")[0]) || env.Exists(t, testenv.Identity(ns, "owned")[2])
+	}
+	if recreated {
+		t.Errorf("the reconciler re-created an account it did not create, or its RoleBinding")
 	}
 }

@@ -23,6 +23,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/token-projector/token-projector/test/testenv"
 )
 
 const (
@@ -216,4 +218,23 @@ func CertManagerCRDs(root string) (string, error) {
 		return "", fmt.Errorf("cert-manager CRDs: %w", err)
 	}
 	return dir, nil
+}
+
+// ChartSuite prepares a testenv.Suite that installs only what a test renders:
+// no RBAC and no webhook configuration of config/, cert-manager's CRDs
+// installed. It sets *root to the repository root.
+func ChartSuite(root *string) func(*testenv.Options) error {
+	return func(o *testenv.Options) error {
+		var err error
+		if *root, err = testenv.RepoRoot(); err != nil {
+			return err
+		}
+		crds, err := CertManagerCRDs(*root)
+		if err != nil {
+			return err
+		}
+		o.SkipRBAC, o.SkipWebhookConfiguration = true, true
+		o.CRDDirectoryPaths = append(o.CRDDirectoryPaths, crds)
+		return nil
+	}
 }

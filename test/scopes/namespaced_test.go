@@ -8,7 +8,6 @@ package scopes
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -18,12 +17,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/pkg/rbac"
+	"github.com/token-projector/token-projector/pkg/server"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
@@ -38,35 +36,15 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
-	var err error
-	if env, err = testenv.Start(testenv.Options{SkipRBACBinding: true}); err != nil {
-		fmt.Fprintln(os.Stderr, "scopes:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	if err := bindNamespaced(context.Background()); err != nil {
-		fmt.Fprintln(os.Stderr, "scopes:", err)
-		return 1
-	}
-	opts, err := env.ServerOptions()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "scopes:", err)
-		return 1
-	}
-	opts.Namespaces = served
-	opts.GCTTL = ttl
-	hook, err := testenv.StartWebhook(context.Background(), opts, time.Minute)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "scopes:", err)
-		return 1
-	}
-	defer func() { _ = hook.Stop() }()
-	return m.Run()
+	os.Exit(testenv.Suite{
+		Name: "scopes", LogLevel: zapcore.ErrorLevel, Env: &env,
+		Options: testenv.Options{SkipRBACBinding: true},
+		Setup:   func(ctx context.Context, _ *testenv.Env) error { return bindNamespaced(ctx) },
+		Webhook: func(o *server.Options) {
+			o.Namespaces = served
+			o.GCTTL = ttl
+		},
+	}.Main(m))
 }
 
 // bindNamespaced binds the shipped ClusterRoles as the chart's namespaced

@@ -150,8 +150,12 @@ func Start(opts Options) (_ *Env, err error) {
 	if opts.SkipRBAC {
 		return e, nil
 	}
-	if err := e.ApplyFile(ctx, filepath.Join(root, "config/rbac/role.yaml")); err != nil {
-		return nil, err
+	// token-projector-gc too, unbound as the chart leaves it without
+	// gc.enabled: the suites that collect garbage bind it themselves.
+	for _, f := range []string{"config/rbac/role.yaml", "config/gc/role.yaml"} {
+		if err := e.ApplyFile(ctx, filepath.Join(root, f)); err != nil {
+			return nil, err
+		}
 	}
 	if !opts.SkipRBACBinding {
 		if err := e.ApplyFile(ctx, filepath.Join(root, "config/rbac/role_binding.yaml")); err != nil {
@@ -171,6 +175,9 @@ func (e *Env) ServerOptions() (server.Options, error) {
 	o.WebhookPort = e.WebhookInstallOptions.LocalServingPort
 	o.CertDir = e.WebhookInstallOptions.LocalServingCertDir
 	o.MetricsBindAddress = "0"
+	// A test that turns leader election on finds the Lease where a cluster
+	// install keeps it, under the shipped Role.
+	o.LeaderElectionNamespace = ReleaseNamespace
 	port, err := FreePort()
 	if err != nil {
 		return o, err
