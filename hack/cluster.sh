@@ -6,8 +6,11 @@
 # containerd, containerd-shim-runc-v2, ctr and runc, and the CNI plugins in
 # cni/. No download site for them is reachable here, so they are built from
 # the Go modules pinned in hack/controlplane/ and hack/cluster/ the first
-# time (about 7 minutes on 2 cores once kube-apiserver is built), then cached
-# in bin/ under names that carry their versions.
+# time, then cached in bin/ under names that carry their versions. Measured
+# cold on a shared, busy 2-core machine: containerd 10 min, runc 2 min, CNI
+# plugins 1.5 min, and once kube-apiserver is built kubelet 7 min,
+# controller-manager 4 min, scheduler and kubectl 1 and 2 min (much less on
+# an idle machine: kube-apiserver's build cache covers most of their code).
 # Usage: hack/cluster.sh            build what is missing, print the directory
 #        hack/cluster.sh --times    also print each build's duration on stderr
 # An existing $CLUSTER_ASSETS holding every binary wins.
