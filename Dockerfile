@@ -16,7 +16,10 @@ COPY pkg/ pkg/
 RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
     go build -trimpath -ldflags="-s -w" -o webhook ./cmd/webhook
 
-FROM gcr.io/distroless/static:nonroot
+# Pinned by digest: the same Dockerfile builds the same base. make image
+# builds the same image without Docker (hack/image, on this base), and
+# test/install checks that both describe it alike.
+FROM gcr.io/distroless/static:nonroot@sha256:e2e927ec666bae08560abb3c55d0659eceabb657f56b6782ab500a9fc7f555e3
 WORKDIR /
 COPY --from=builder /workspace/webhook /webhook
 USER 65532:65532

@@ -15,8 +15,14 @@ HELM_LDFLAGS ?= $(foreach p,pkg/lint/rules pkg/chartutil,-X helm.sh/helm/v3/$(p)
 # The Helm chart; its files/ are copies of config/ made by chart-sync.
 CHART ?= charts/token-projector
 
-# Image for docker-build (no Docker engine runs on the development machines).
+# Image of make image, image-push and docker-build.
 IMG ?= ghcr.io/token-projector/token-projector:dev
+# Base of make image: the Dockerfile's (distroless static nonroot, pinned by
+# digest), so that both build the same image. BASE_IMAGE=local assembles an
+# equivalent static non-root base without a registry.
+BASE_IMAGE ?= $(shell awk '$$1 == "FROM" {base = $$2} END {print base}' Dockerfile)
+# Where make image writes the image (a docker-archive tarball).
+IMAGE_ARCHIVE ?= $(LOCALBIN)/image/token-projector.tar
 
 # How long each fuzz target runs in `make test` and in `make fuzz`.
 FUZZTIME_SHORT ?= 20s
@@ -56,8 +62,22 @@ lint: golangci-lint ## Run golangci-lint (installed at a pinned version).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: vet lint helm-lint controlplane test-fuzz ## Run every test: unit, golden, fuzz (short), chart, integration, faults, load (short) and end to end against a real kube-apiserver.
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) ./...
+test: vet lint helm-lint controlplane cluster test-fuzz ## Run every test: unit, golden, fuzz (short), chart, integration, faults, load (short), end to end against a real kube-apiserver, and the real cluster.
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
+	$(run-cluster-tier)
+
+# The cluster tier runs in go test's local directory mode, so that its
+# summary line (cluster: pods_running=...) is printed on success too.
+define run-cluster-tier
+cd test/cluster && KUBEBUILDER_ASSETS="$$(../../hack/controlplane.sh)" CLUSTER_ASSETS="$$(../../hack/cluster.sh)" HELM="$(HELM)" go test -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) $(CLUSTER_TEST_FLAGS)
+endef
+CLUSTER_TEST_TIMEOUT ?= 30m
+# Extra flags of the cluster tier's go test, e.g. -v.
+CLUSTER_TEST_FLAGS ?=
+
+.PHONY: test-cluster
+test-cluster: controlplane cluster helm ## Run the real-cluster tier alone (root; the chart installed with helm on a kubelet built from source; see docs/install.md).
+	$(run-cluster-tier)
 
 .PHONY: test-fuzz
 test-fuzz: ## Run each fuzz target for FUZZTIME_SHORT (20s; part of make test).
@@ -75,11 +95,23 @@ load: controlplane ## Run the long load test: 10 000 pods, 40 namespaces x 25 ac
 controlplane: ## Build kube-apiserver and etcd for the tests from pinned modules (cached in bin/k8s).
 	@hack/controlplane.sh
 
+.PHONY: cluster
+cluster: controlplane ## Build the cluster tier's kubelet, controller-manager, scheduler, kubectl, containerd, runc and CNI plugins from pinned modules (cached in bin/).
+	@hack/cluster.sh --times > /dev/null
+
 ##@ Build
 
 .PHONY: build
-build: ## Build the webhook binary into bin/webhook.
-	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/webhook ./cmd/webhook
+build: ## Build the webhook binary into bin/webhook, as the Dockerfile does.
+	CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(LOCALBIN)/webhook ./cmd/webhook
+
+.PHONY: image
+image: build ## Build the webhook image without Docker into IMAGE_ARCHIVE, reproducibly (BASE_IMAGE=local: no registry needed).
+	go run ./hack/image build -binary $(LOCALBIN)/webhook -base $(BASE_IMAGE) -tag $(IMG) -o $(IMAGE_ARCHIVE)
+
+.PHONY: image-push
+image-push: image ## Push the image of make image to IMG (credentials of ~/.docker/config.json).
+	go run ./hack/image push -archive $(IMAGE_ARCHIVE) -to $(IMG)
 
 # Built, then exec'd as the recipe's only process: `go run` exits 1 after
 # any Ctrl-C whatever its program returns (cmd/go counts an interrupted build

@@ -40,8 +40,7 @@ func TestWebhookBinaryIsStatic(t *testing.T) {
 }
 
 // TestDockerBuildContext: every package of the webhook is copied into the
-// builder stage and let in by the .dockerignore allow-list, and the image
-// runs as the nonroot user on a static distroless base.
+// builder stage and let in by the .dockerignore allow-list.
 func TestDockerBuildContext(t *testing.T) {
 	dockerfile := readLines(t, filepath.Join(root, "Dockerfile"))
 	ignore := readLines(t, filepath.Join(root, ".dockerignore"))
@@ -71,11 +70,6 @@ func TestDockerBuildContext(t *testing.T) {
 	}
 	if len(ignore) == 0 || ignore[0] != "*" {
 		t.Errorf(".dockerignore must start with * (an allow-list), got %q", ignore)
-	}
-	for _, want := range []string{"USER 65532:65532", "FROM gcr.io/distroless/static:nonroot", `ENTRYPOINT ["/webhook"]`} {
-		if !slices.Contains(dockerfile, want) {
-			t.Errorf("Dockerfile lacks %q", want)
-		}
 	}
 	build := strings.Join(dockerfile, "\n")
 	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", "./cmd/webhook"} {

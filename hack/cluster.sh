@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Prints a directory holding every binary of test/cluster's single-node
+# cluster: kube-apiserver and etcd (from hack/controlplane.sh), kubelet,
+# kube-controller-manager, kube-scheduler and kubectl (the same pinned
+# k8s.io/kubernetes module as kube-apiserver, so they share its build cache),
+# containerd, containerd-shim-runc-v2, ctr and runc, and the CNI plugins in
+# cni/. No download site for them is reachable here, so they are built from
+# the Go modules pinned in hack/controlplane/ and hack/cluster/ the first
+# time, then cached in bin/ under names that carry their versions. Measured
+# cold on a shared, busy 2-core machine: containerd 10 min, runc 2 min, CNI
+# plugins 1.5 min, and once kube-apiserver is built kubelet 7 min,
+# controller-manager 4 min, scheduler and kubectl 1 and 2 min (much less on
+# an idle machine: kube-apiserver's build cache covers most of their code).
+# Usage: hack/cluster.sh            build what is missing, print the directory
+#        hack/cluster.sh --times    also print each build's duration on stderr
+# An existing $CLUSTER_ASSETS holding every binary wins.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cluster_bins=(kube-apiserver etcd kubelet kube-controller-manager kube-scheduler kubectl
+	containerd containerd-shim-runc-v2 ctr runc cni/bridge cni/host-local cni/loopback)
+
+complete() { # dir
+	local b
+	for b in "${cluster_bins[@]}"; do [[ -x "$1/$b" ]] || return 1; done
+}
+if [[ -n "${CLUSTER_ASSETS:-}" ]] && complete "$CLUSTER_ASSETS"; then
+	echo "$CLUSTER_ASSETS"
+	exit 0
+fi
+
+times=false
+[[ "${1:-}" == --times ]] && times=true
+platform="$(go env GOOS)-$(go env GOARCH)"
+version() { (cd "$1" && go list -m -f '{{.Version}}' "$2"); }
+k8s_mod="$root/hack/controlplane/kube-apiserver"
+mods="$root/hack/cluster"
+k8s=$(version "$k8s_mod" k8s.io/kubernetes)
+containerd=$(version "$mods/containerd" github.com/containerd/containerd/v2)
+runc=$(version "$mods/runc" github.com/opencontainers/runc)
+cni=$(version "$mods/cni" github.com/containernetworking/plugins)
+
+build() { # dir name module-dir package [go build flags...]
+	local dir=$1 name=$2 mod=$3 pkg=$4
+	shift 4
+	[[ -x "$dir/$name" ]] && return 0
+	mkdir -p "$(dirname "$dir/$name")"
+	echo "cluster: building $name from $pkg (first run only)" >&2
+	local start=$SECONDS
+	(cd "$mod" && go build -o "$dir/$name.partial" "$@" "$pkg") >&2
+	mv "$dir/$name.partial" "$dir/$name" # a build cut short never passes for a binary
+	if $times; then echo "cluster: built $name in $((SECONDS - start)) s" >&2; fi
+}
+
+# containerd, its runc shim and ctr. Without cgo the btrfs snapshotter (cgo
+# and btrfs headers) is left out; the cluster uses overlayfs.
+containerd_dir="$root/bin/containerd/containerd-$containerd-runc-$runc-$platform"
+containerd_ld="-X github.com/containerd/containerd/v2/version.Version=$containerd"
+for c in containerd containerd-shim-runc-v2 ctr; do
+	CGO_ENABLED=0 build "$containerd_dir" "$c" "$mods/containerd" "github.com/containerd/containerd/v2/cmd/$c" -ldflags "$containerd_ld"
+done
+# runc needs cgo (its nsenter is C) and libseccomp's headers for the seccomp
+# tag: pods with seccompProfile RuntimeDefault (the chart's) need seccomp.
+# Its libpathrs tag (a Rust library) is left out.
+if [[ ! -x "$containerd_dir/runc" ]] && ! pkg-config --exists libseccomp 2>/dev/null; then
+	echo "cluster: runc needs libseccomp's headers (Debian/Ubuntu: apt-get install libseccomp-dev; Fedora: dnf install libseccomp-devel)" >&2
+	exit 1
+fi
+CGO_ENABLED=1 build "$containerd_dir" runc "$mods/runc" github.com/opencontainers/runc -tags "seccomp urfave_cli_no_docs"
+
+cni_dir="$root/bin/cni/plugins-$cni-$platform"
+for p in main/bridge ipam/host-local main/loopback; do
+	CGO_ENABLED=0 build "$cni_dir" "$(basename "$p")" "$mods/cni" "github.com/containernetworking/plugins/plugins/$p"
+done
+
+# kube-apiserver and etcd come from hack/controlplane.sh; the node's
+# components are built exactly as it builds kube-apiserver (same module, same
+# flags), so that the shared packages come from the build cache.
+controlplane=$("$root/hack/controlplane.sh")
+k8s_dir="$root/bin/k8s/node-$k8s-$platform"
+for c in kubelet kube-controller-manager kube-scheduler kubectl; do
+	build "$k8s_dir" "$c" "$k8s_mod" "k8s.io/kubernetes/cmd/$c" -ldflags "-X k8s.io/component-base/version.gitVersion=$k8s"
+done
+
+# One directory of links, keyed by every version, is what the tests use.
+dir="$root/bin/cluster/k8s-$k8s-containerd-$containerd-runc-$runc-cni-$cni-$platform"
+mkdir -p "$dir"
+link() { ln -sfn "$1" "$dir/$2"; }
+for c in kube-apiserver etcd; do link "$controlplane/$c" "$c"; done
+for c in kubelet kube-controller-manager kube-scheduler kubectl; do link "$k8s_dir/$c" "$c"; done
+for c in containerd containerd-shim-runc-v2 ctr runc; do link "$containerd_dir/$c" "$c"; done
+link "$cni_dir" cni
+complete "$dir" || { echo "cluster: $dir is incomplete" >&2; exit 1; }
+echo "$dir"
