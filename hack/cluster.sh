@@ -62,9 +62,17 @@ done
 # runc needs cgo (its nsenter is C) and libseccomp's headers for the seccomp
 # tag: pods with seccompProfile RuntimeDefault (the chart's) need seccomp.
 # Its libpathrs tag (a Rust library) is left out.
+# The cluster tier runs as root, so on Debian (this project's machines and
+# CI) the headers are installed from Debian's packages when missing.
 if [[ ! -x "$containerd_dir/runc" ]] && ! pkg-config --exists libseccomp 2>/dev/null; then
-	echo "cluster: runc needs libseccomp's headers (Debian/Ubuntu: apt-get install libseccomp-dev; Fedora: dnf install libseccomp-devel)" >&2
-	exit 1
+	if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+		echo "cluster: installing libseccomp-dev and pkg-config for runc's seccomp support" >&2
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libseccomp-dev pkg-config) >&2
+	fi
+	if ! pkg-config --exists libseccomp 2>/dev/null; then
+		echo "cluster: runc needs libseccomp's headers and pkg-config (Debian/Ubuntu: apt-get install libseccomp-dev pkg-config; Fedora: dnf install libseccomp-devel pkgconf)" >&2
+		exit 1
+	fi
 fi
 CGO_ENABLED=1 build "$containerd_dir" runc "$mods/runc" github.com/opencontainers/runc -tags "seccomp urfave_cli_no_docs"
 
