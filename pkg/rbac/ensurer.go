@@ -82,14 +82,46 @@ type Ensurer struct {
 	// Timeout bounds one shared ensure, which runs detached from the
 	// callers that wait for it; zero means DefaultTimeout.
 	Timeout time.Duration
-	// CacheWait bounds how long a finished ensure keeps answering the
-	// callers that join it while the caches catch up with what it created,
-	// so that they create nothing twice. Nobody waits for it: the callers
-	// of the ensure have their answer already.
+	// CacheWait bounds how long an object this Ensurer created counts as
+	// present while the caches have not shown it yet, so that the callers
+	// right after an ensure create nothing twice. Nobody waits for it: the
+	// callers of the ensure have their answer already.
 	CacheWait time.Duration
 
 	mu      sync.Mutex
 	flights map[string]*flight
+	// pending are the objects created here that the caches have not shown
+	// yet. Each is dropped once the cache shows it, or after CacheWait:
+	// from then on the cache alone is the truth, a deletion included. (A
+	// finished ensure must not answer later callers itself: an object
+	// deleted since, which the reconciler is restoring, would be reported
+	// present and never restored.)
+	pending map[pendingKey]struct{}
+}
+
+// pendingKey names one object the Ensurer created.
+type pendingKey struct{ kind, namespace, name string }
+
+func (e *Ensurer) setPending(kind string, o client.Object, on bool) {
+	k := pendingKey{kind, o.GetNamespace(), o.GetName()}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	switch {
+	case !on:
+		delete(e.pending, k)
+	case e.CacheWait > 0:
+		if e.pending == nil {
+			e.pending = map[pendingKey]struct{}{}
+		}
+		e.pending[k] = struct{}{}
+	}
+}
+
+func (e *Ensurer) isPending(kind string, key client.ObjectKey) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.pending[pendingKey{kind, key.Namespace, key.Name}]
+	return ok
 }
 
 // Ensure makes the ServiceAccount of serviceAccount exist in namespace,
@@ -203,18 +235,15 @@ func (e *Ensurer) fly(ctx context.Context, key string, f *flight, namespace, ser
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	f.res, f.err = e.ensure(ctx, namespace, serviceAccount, createAccount, f.progress)
-	close(f.done)
-	// Callers that come while the caches catch up with what was created
-	// join this finished flight instead of creating again; a failed flight
-	// is forgotten at once, so that the next admission retries.
-	if f.err == nil && len(f.res.Created) > 0 {
-		e.awaitCache(ctx, f.res.Created)
-	}
+	// Forgotten before it is answered: a caller that comes later starts an
+	// ensure of its own, which reads the caches (and the pending objects).
 	e.mu.Lock()
 	if e.flights[key] == f {
 		delete(e.flights, key)
 	}
 	e.mu.Unlock()
+	close(f.done)
+	e.awaitCache(ctx, f.res.Created)
 }
 
 // account is whose an existing ServiceAccount is.
@@ -307,6 +336,8 @@ func (e *Ensurer) cachedAccount(ctx context.Context, namespace, serviceAccount s
 	m := serviceAccountMeta()
 	err := e.Cache.Get(ctx, client.ObjectKey{Namespace: namespace, Name: serviceAccount}, m)
 	switch {
+	case apierrors.IsNotFound(err) && e.isPending("ServiceAccount", client.ObjectKey{Namespace: namespace, Name: serviceAccount}):
+		return accountManaged, nil // created here a moment ago
 	case apierrors.IsNotFound(err):
 		cacheMisses.WithLabelValues("ServiceAccount").Inc()
 		return accountMissing, nil
@@ -447,6 +478,8 @@ func serviceAccountMeta() *metav1.PartialObjectMetadata {
 func (e *Ensurer) cached(ctx context.Context, kind string, key client.ObjectKey, into client.Object, accept func(client.Object) error) (bool, error) {
 	err := e.Cache.Get(ctx, key, into)
 	switch {
+	case apierrors.IsNotFound(err) && e.isPending(kind, key):
+		return true, nil // created here a moment ago, exactly as wanted
 	case apierrors.IsNotFound(err):
 		cacheMisses.WithLabelValues(kind).Inc()
 		return false, nil
@@ -478,6 +511,7 @@ func (e *Ensurer) create(ctx context.Context, s step, progress func(string)) (cl
 	case err == nil:
 		apiWrites.WithLabelValues(s.kind, "created").Inc()
 		log.V(1).Info("Created object", "kind", s.kind, "namespace", s.obj.GetNamespace(), "name", s.obj.GetName())
+		e.setPending(s.kind, obj, true)
 		return obj, nil
 	case apierrors.IsAlreadyExists(err):
 		apiWrites.WithLabelValues(s.kind, "exists").Inc()
@@ -494,11 +528,16 @@ func (e *Ensurer) create(ctx context.Context, s step, progress func(string)) (cl
 	}
 }
 
-// awaitCache waits, briefly, until the cache holds what was created, so that
-// the next admission finds it there rather than creating it again. Running
-// out of time is harmless: that admission would then meet AlreadyExists.
+// awaitCache drops each created object from the pending ones once the
+// cache holds it, or after CacheWait. Running out of time is harmless: the
+// next admission would then meet AlreadyExists.
 func (e *Ensurer) awaitCache(ctx context.Context, created []Created) {
-	if e.CacheWait <= 0 {
+	defer func() {
+		for _, c := range created {
+			e.setPending(c.Kind, c.Object, false)
+		}
+	}()
+	if e.CacheWait <= 0 || len(created) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.CacheWait)
@@ -517,6 +556,7 @@ func (e *Ensurer) awaitCache(ctx context.Context, created []Created) {
 			case <-tick.C:
 			}
 		}
+		e.setPending(c.Kind, c.Object, false)
 	}
 }
 

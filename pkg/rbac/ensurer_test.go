@@ -268,3 +268,39 @@ func TestRestoreNeverCreatesTheAccount(t *testing.T) {
 		t.Errorf("restore of a missing managed account: %+v, %v, %d writes; want it re-created", res, err, api.writes.Load())
 	}
 }
+
+// TestDeletedSinceTheLastEnsureIsCreatedAgain: an object deleted right after
+// an ensure (here the Role, while the cache has not yet shown the account
+// that ensure created) is created again by the next ensure. The reconciler
+// restores an identity exactly so; an answer remembered from the earlier
+// ensure would leave the Role missing for good.
+func TestDeletedSinceTheLastEnsureIsCreatedAgain(t *testing.T) {
+	ctx := context.Background()
+	role, rb := Role("demo", "app"), RoleBinding("demo", "app")
+	api := newGatedAPI(role, rb)
+	cache := fake.NewClientBuilder().WithObjects(role.DeepCopy(), rb.DeepCopy()).Build() // never shows the account
+	e := ensurerOn(api)
+	e.Cache, e.CacheWait = cache, 5*time.Second
+
+	if _, err := e.Ensure(ctx, "demo", "app", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := api.writes.Load(); got != 1 {
+		t.Fatalf("writes = %d, want 1 (the account)", got)
+	}
+	for _, c := range []client.Client{api, cache} { // deleted, and the cache has seen it
+		if err := c.Delete(ctx, Role("demo", "app")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, err := e.Ensure(ctx, "demo", "app", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Created) != 1 || res.Created[0].Kind != "Role" || !res.RBAC || !res.ManagedAccount {
+		t.Errorf("second ensure: %+v, want the Role created again for the webhook's own account", res)
+	}
+	if got := api.writes.Load(); got != 2 {
+		t.Errorf("writes = %d, want 2 (the account, then the Role again; the account still pending in the cache)", got)
+	}
+}

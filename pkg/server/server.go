@@ -30,8 +30,8 @@ import (
 )
 
 const (
-	// cacheWait bounds how long a finished ensure answers joining callers
-	// while the caches catch up with what it created (off every answer's
+	// cacheWait bounds how long an object the webhook created counts as
+	// present while the caches catch up with it (off every answer's
 	// critical path: see rbac.Ensurer).
 	cacheWait = time.Second
 	// eventSource is the reporting controller of the webhook's Events.
