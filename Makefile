@@ -116,12 +116,16 @@ image-push: image ## Push the image of make image to IMG (credentials of ~/.dock
 # Built, then exec'd as the recipe's only process: `go run` exits 1 after
 # any Ctrl-C whatever its program returns (cmd/go counts an interrupted build
 # as failed), and sh (dash) dies of the SIGINT instead of waiting for its
-# child; devenv stops what it started and exits 0. make itself then reports
-# the interrupt, as it does for every Ctrl-C.
+# child; devenv stops what it started and exits 0. In a terminal, devenv
+# takes the terminal's foreground for its own process group (GNU make would
+# otherwise re-raise the Ctrl-C on itself and exit 130), so make exits 0 too.
+# Flags of devenv (go run ./hack/devenv --help), e.g.
+# RUN_FLAGS="--metrics-bind-address 127.0.0.1:9090".
+RUN_FLAGS ?=
 .PHONY: run
 run: controlplane ## Run the webhook against a local kube-apiserver with an opted-in demo namespace (Ctrl-C stops and removes everything).
 	go build -o $(LOCALBIN)/devenv ./hack/devenv
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" exec $(LOCALBIN)/devenv
+	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" exec $(LOCALBIN)/devenv $(RUN_FLAGS)
 
 ##@ Benchmarks
 

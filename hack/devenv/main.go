@@ -23,8 +23,13 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	restore := takeForeground()
+	err := run()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "devenv:", err)
+	}
+	restore()
+	if err != nil {
 		os.Exit(1)
 	}
 }

@@ -23,14 +23,7 @@ import (
 // process manager does (SIGTERM), and checks that it exits 0 having stopped
 // the kube-apiserver and etcd it started and removed its kubeconfig.
 func TestStopsCleanlyOnSignal(t *testing.T) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	assets, err := testenv.Assets(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, assets := repoAndAssets(t)
 	bin := t.TempDir()
 	plan := exec.Command("make", "-s", "-n", "run", "LOCALBIN="+bin)
 	plan.Dir = root
@@ -110,17 +103,39 @@ func TestStopsCleanlyOnSignal(t *testing.T) {
 			case <-time.After(time.Minute):
 				t.Fatalf("devenv still running a minute after %s", tc.name)
 			}
-			for pid, name := range children {
-				if alive(pid) {
-					t.Errorf("%s (pid %d) outlived devenv", name, pid)
-					_ = syscall.Kill(pid, syscall.SIGKILL)
-				}
-			}
-			if _, err := os.Stat(kubeconfig); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("kubeconfig %s left behind (%v)", kubeconfig, err)
-			}
+			checkRemoved(t, children, kubeconfig)
 		})
 	}
+}
+
+// checkRemoved checks that the kube-apiserver and etcd devenv started are
+// gone and its kubeconfig removed, once devenv has exited.
+func checkRemoved(t *testing.T, children map[int]string, kubeconfig string) {
+	t.Helper()
+	for pid, name := range children {
+		if alive(pid) {
+			t.Errorf("%s (pid %d) outlived devenv", name, pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+	if _, err := os.Stat(kubeconfig); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("kubeconfig %s left behind (%v)", kubeconfig, err)
+	}
+}
+
+// repoAndAssets returns the repository root, where `make run` runs, and the
+// kube-apiserver and etcd directory it is given.
+func repoAndAssets(t *testing.T) (root, assets string) {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	assets, err = testenv.Assets(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, assets
 }
 
 // waitReady reads devenv's output until it prints its "Press Ctrl-C" line,
@@ -164,37 +179,7 @@ func waitReady(stdout interface{ Read([]byte) (int, error) }, deadline time.Dura
 // pid, by name.
 func controlPlane(t *testing.T, root int) map[int]string {
 	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	type proc struct {
-		parent int
-		comm   string
-	}
-	procs := map[int]proc{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...; comm may hold spaces, so split after ')'.
-		s := string(b)
-		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-		if open < 0 || closing < open {
-			continue
-		}
-		fields := strings.Fields(s[closing+1:])
-		if len(fields) < 2 {
-			continue
-		}
-		parent, _ := strconv.Atoi(fields[1])
-		procs[pid] = proc{parent: parent, comm: s[open+1 : closing]}
-	}
+	procs := processes(t)
 	descends := func(pid int) bool {
 		for i := 0; i < 64 && pid > 1; i++ {
 			if pid = procs[pid].parent; pid == root {
@@ -210,6 +195,48 @@ func controlPlane(t *testing.T, root int) map[int]string {
 		}
 	}
 	return found
+}
+
+// process is what /proc/<pid>/stat says of a process.
+type process struct {
+	comm    string
+	parent  int
+	session int
+}
+
+// processes reads every process's parent, session and name from /proc.
+func processes(t *testing.T) map[int]process {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := map[int]process{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp session ...; comm may hold spaces, so
+		// split after ')'.
+		s := string(b)
+		open, closing := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		fields := strings.Fields(s[closing+1:])
+		if len(fields) < 4 {
+			continue
+		}
+		parent, _ := strconv.Atoi(fields[1])
+		session, _ := strconv.Atoi(fields[3])
+		procs[pid] = process{comm: s[open+1 : closing], parent: parent, session: session}
+	}
+	return procs
 }
 
 // alive reports whether pid is still a running (not zombie) process.
