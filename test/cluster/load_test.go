@@ -20,8 +20,15 @@ import (
 // the webhook serves them from its caches).
 const loadAccount = "loader"
 
-// maxLoadPods bounds one load run.
-const maxLoadPods = 3000
+const (
+	// maxLoadPods bounds one load run.
+	maxLoadPods = 6000
+	// loadInterval paces each client: at most 2/loadInterval creations a
+	// second, so that the bound lasts at least 2.5 minutes however fast the
+	// machine (an upgrade or an eviction takes about one), and the pending
+	// pods do not swamp the scheduler.
+	loadInterval = 50 * time.Millisecond
+)
 
 // load creates annotated pods one after another, with two clients, until
 // stopped or maxLoadPods: the webhook must admit and inject every one.
@@ -33,20 +40,27 @@ type load struct {
 	errs                         []string
 	cancel                       context.CancelFunc
 	wg                           sync.WaitGroup
+	// ended is closed when both clients have stopped.
+	ended chan struct{}
 }
 
 func startLoad(ctx context.Context, c kubernetes.Interface, ns string) *load {
 	ctx, cancel := context.WithCancel(ctx)
-	l := &load{cancel: cancel}
+	l := &load{cancel: cancel, ended: make(chan struct{})}
 	for range 2 {
-		l.wg.Add(1)
-		go func() {
-			defer l.wg.Done()
-			for ctx.Err() == nil && l.created.Load()+l.failed.Load() < maxLoadPods {
+		l.wg.Go(func() {
+			tick := time.NewTicker(loadInterval)
+			defer tick.Stop()
+			for ctx.Err() == nil && l.created.Load()+l.failed.Load()+l.notInjected.Load() < maxLoadPods {
 				l.createOne(ctx, c, ns)
+				select {
+				case <-ctx.Done():
+				case <-tick.C:
+				}
 			}
-		}()
+		})
 	}
+	go func() { l.wg.Wait(); close(l.ended) }()
 	return l
 }
 
@@ -85,13 +99,27 @@ func (l *load) note(msg string) {
 	}
 }
 
-// waitCreated waits until n more pods were created since the call.
+// waitCreated waits until n more pods were created since the call, or one
+// failed. A load that ended at its bound first fails the test: what follows
+// would no longer run under load.
 func (l *load) waitCreated(t *testing.T, e *env, n int64) {
 	t.Helper()
 	target := l.created.Load() + n
+	reached := func() bool { return l.created.Load() >= target || l.failed.Load()+l.notInjected.Load() > 0 }
+	ended := func() bool {
+		select {
+		case <-l.ended:
+			return true
+		default:
+			return false
+		}
+	}
 	e.waitFor(t, fmt.Sprintf("%d more load pods", n), 2*time.Minute, func(context.Context) (bool, error) {
-		return l.created.Load() >= target || l.failed.Load() > 0, nil
+		return reached() || ended(), nil
 	})
+	if !reached() {
+		t.Fatalf("the load ended at its bound of %d pods before %d more were created", maxLoadPods, n)
+	}
 }
 
 // stop ends the run and returns the failed creations (refused, or
