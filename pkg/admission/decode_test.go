@@ -2,14 +2,11 @@ package admission
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	sigsjson "sigs.k8s.io/json"
-	"sigs.k8s.io/yaml"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/test/bench/fixture"
@@ -21,19 +18,9 @@ import (
 // reading a field podFields leaves out, a golden case that uses it fails
 // here.
 func TestPodFieldsAreWhatMutateReads(t *testing.T) {
-	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
-	if len(ins) == 0 {
-		t.Fatal("no golden pods found")
-	}
 	raws := map[string][]byte{}
-	for _, in := range ins {
-		b, err := os.ReadFile(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if raws[filepath.Base(filepath.Dir(in))], err = yaml.YAMLToJSON(b); err != nil {
-			t.Fatal(err)
-		}
+	for name, pod := range GoldenPods(t) {
+		raws[name] = []byte(pod)
 	}
 	var err error
 	if raws["benchmark pod"], err = json.Marshal(fixture.Pod(1, "checkout")); err != nil {

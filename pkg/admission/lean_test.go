@@ -118,7 +118,7 @@ func equalityBodies(t *testing.T) map[string][]byte {
 	for name, body := range fuzzCorpus(t, "testdata/fuzz/FuzzAdmissionReview") {
 		bodies["seed "+name] = body
 	}
-	for name, pod := range goldenPods(t) {
+	for name, pod := range tpadmission.GoldenPods(t) {
 		bodies["golden "+name] = reviewBody("v1", "uid-"+name, fuzzOptedIn, "CREATE", `{"group":"","version":"v1","kind":"Pod"}`, pod, "")
 		bodies["golden deployment "+name] = reviewBody("v1", "uid-d-"+name, fuzzOptedIn, "CREATE", `{"group":"apps","version":"v1","kind":"Deployment"}`,
 			`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":`+pod+`}}`, "")

@@ -2,13 +2,10 @@ package admission
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/test/bench/fixture"
@@ -19,15 +16,10 @@ import (
 // every golden pod and the benchmarks' pod, and leaves value-less
 // operations to it.
 func TestEncodePatchIsMarshal(t *testing.T) {
-	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
 	pods := []*corev1.Pod{fixture.Pod(1, "checkout")}
-	for _, in := range ins {
-		b, err := os.ReadFile(in)
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, raw := range GoldenPods(t) {
 		var pod corev1.Pod
-		if err := yaml.Unmarshal(b, &pod); err != nil {
+		if err := json.Unmarshal([]byte(raw), &pod); err != nil {
 			t.Fatal(err)
 		}
 		pods = append(pods, &pod)

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/yaml"
+	tpadmission "github.com/token-projector/token-projector/pkg/admission"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzAdmissionReview from pkg/mutate's golden pods and the hostile reviews below")
@@ -57,7 +57,7 @@ func TestSeedCorpus(t *testing.T) {
 func seedReviews(t *testing.T) map[string][]byte {
 	t.Helper()
 	seeds := map[string][]byte{}
-	golden := goldenPods(t)
+	golden := tpadmission.GoldenPods(t)
 	for name, pod := range golden {
 		if len(pod) > maxSeed {
 			continue
@@ -103,28 +103,6 @@ func seedReviews(t *testing.T) map[string][]byte {
 		seeds[name] = body
 	}
 	return seeds
-}
-
-// goldenPods are pkg/mutate's golden input pods as JSON, by case name.
-func goldenPods(t *testing.T) map[string]string {
-	t.Helper()
-	ins, _ := filepath.Glob("../mutate/testdata/*/in.yaml")
-	if len(ins) == 0 {
-		t.Fatal("no golden pods found")
-	}
-	pods := map[string]string{}
-	for _, in := range ins {
-		b, err := os.ReadFile(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pod, err := yaml.YAMLToJSON(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pods[filepath.Base(filepath.Dir(in))] = string(pod)
-	}
-	return pods
 }
 
 func reviewBody(version, uid, namespace, op, kind, object, subResource string) []byte {
