@@ -29,7 +29,7 @@ FUZZTIME_SHORT ?= 20s
 FUZZTIME ?= 5m
 # The fuzz targets, as package:FuzzName (seed corpora in each package's
 # testdata/fuzz/FuzzName, which plain go test also runs).
-FUZZ_TARGETS ?= ./pkg/mutate:FuzzParse ./pkg/admission:FuzzAdmissionReview
+FUZZ_TARGETS ?= ./pkg/mutate:FuzzParse ./pkg/admission:FuzzAdmissionReview ./pkg/admission:FuzzReviewDecode
 
 # go test -fuzz takes one target in one package at a time.
 define run-fuzz

@@ -1,6 +1,8 @@
 package admission
 
 import (
+	"context"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
@@ -19,6 +21,37 @@ func decodePod(raw []byte, pod *corev1.Pod) error {
 	}
 	*pod = *f.pod()
 	return nil
+}
+
+// requestPod reads the pod fields of a request's raw object: those Lean
+// decoded in the review's pass when they are there for exactly these bytes,
+// else decodePod's.
+func requestPod(ctx context.Context, raw []byte, pod *corev1.Pod) error {
+	if d, ok := ctx.Value(decodedPodKey{}).(*decodedPod); ok && d.of(raw) {
+		*pod = *d.fields.pod()
+		return nil
+	}
+	return decodePod(raw, pod)
+}
+
+// decodedPod is a pod's fields decoded from raw, handed from Lean to the
+// handler in the request's context.
+type decodedPod struct {
+	raw    []byte
+	fields *podFields
+}
+
+type decodedPodKey struct{}
+
+func withDecodedPod(ctx context.Context, raw []byte, fields *podFields) context.Context {
+	return context.WithValue(ctx, decodedPodKey{}, &decodedPod{raw: raw, fields: fields})
+}
+
+// of reports whether d was decoded from raw itself, the very bytes (not a
+// copy) of the request the handler was given: a context that outlives its
+// request, or a request another layer changed, never supplies the fields.
+func (d *decodedPod) of(raw []byte) bool {
+	return len(raw) > 0 && len(raw) == len(d.raw) && &raw[0] == &d.raw[0]
 }
 
 // podFields are the fields of a pod the handler reads: its metadata

@@ -72,7 +72,7 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
 		return skip(reasonNotHandled, "only pod creation is handled")
 	}
-	if err := decodePod(req.Object.Raw, pod); err != nil {
+	if err := requestPod(ctx, req.Object.Raw, pod); err != nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the pod: %w", err))
 	}
 	// A mirror pod is the API's copy of a kubelet's static pod: the

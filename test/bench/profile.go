@@ -70,6 +70,7 @@ var stages = []struct{ label, function string }{
 	{"  universal deserializer (AdmissionReview, not plain JSON)", "k8s.io/apimachinery/pkg/runtime/serializer/json.(*Serializer).Decode"},
 	{"  controller-runtime admission.Webhook.Handle (logger, panic recovery, Complete)", "sigs.k8s.io/controller-runtime/pkg/webhook/admission.(*Webhook).Handle"},
 	{"  patch encode", "github.com/token-projector/token-projector/pkg/admission.encodePatch"},
+	{"  JSON decode, one pass (encoding/json/v2's implementation)", "github.com/go-json-experiment/json.Unmarshal"},
 	{"  JSON decode (sigs.k8s.io/json, case-sensitive)", "sigs.k8s.io/json.UnmarshalCaseSensitivePreserveInts"},
 	{"  patch marshal (Response.Complete)", "sigs.k8s.io/controller-runtime/pkg/webhook/admission.(*Response).Complete"},
 	{"  answer encode", "encoding/json.(*Encoder).Encode"},

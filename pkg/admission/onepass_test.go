@@ -1,0 +1,191 @@
+package admission
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/token-projector/token-projector/test/bench/fixture"
+)
+
+// frameworkDecode is admission.Webhook's decode of a review: the universal
+// deserializer into an unregistered wrapper of the v1 type.
+func frameworkDecode(body []byte) (*admission.Request, error) {
+	req := &admission.Request{}
+	review := unversionedReview{}
+	review.Request = &req.AdmissionRequest
+	review.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
+	if _, _, err := universal.Decode(body, nil, &review); err != nil {
+		return nil, err
+	}
+	return withRequest(req), nil
+}
+
+// sameAsFramework fails unless whatever onePass accepts of body (with the
+// pod's fields) is exactly what the framework's decode makes of it, and
+// the pod's fields are exactly decodePod's of the request's object. It
+// reports whether onePass took body.
+func sameAsFramework(t testing.TB, body []byte) bool {
+	t.Helper()
+	if !plainReview(body) {
+		return false // never given to onePass
+	}
+	req, pod, gvk, ok := onePass(body, true)
+	if !ok {
+		return false
+	}
+	want, err := frameworkDecode(body)
+	if err != nil {
+		t.Fatalf("onePass read a review the framework refuses (%v)\nbody %.500q", err, body)
+	}
+	if !reflect.DeepEqual(req, want) {
+		t.Fatalf("onePass's request differs from the framework's:\n%s\nbody %.500q", cmp.Diff(want, req), body)
+	}
+	if _, known := plainKinds[metav1.TypeMeta{APIVersion: gvk.GroupVersion().String(), Kind: gvk.Kind}]; !known {
+		t.Fatalf("onePass reported the kind %v", gvk)
+	}
+	if req == nil || len(req.Object.Raw) == 0 {
+		if pod != nil {
+			t.Fatalf("onePass decoded a pod from no object\nbody %.500q", body)
+		}
+		return true
+	}
+	var wantPod corev1.Pod
+	if err := decodePod(req.Object.Raw, &wantPod); err != nil {
+		t.Fatalf("onePass decoded a pod that decodePod refuses (%v)\nbody %.500q", err, body)
+	}
+	if pod == nil {
+		t.Fatalf("onePass did not decode the pod\nbody %.500q", body)
+	}
+	if diff := cmp.Diff(&wantPod, pod.pod()); diff != "" {
+		t.Fatalf("onePass's pod fields differ from decodePod's (-decodePod +onePass):\n%s\nbody %.500q", diff, body)
+	}
+	return true
+}
+
+// seedBodies are the seed corpus of FuzzAdmissionReview (every golden pod
+// as a review, and hostile reviews) and the benchmarks' review.
+func seedBodies(t testing.TB) map[string][]byte {
+	t.Helper()
+	files, _ := filepath.Glob("testdata/fuzz/FuzzAdmissionReview/*")
+	if len(files) == 0 {
+		t.Fatal("no FuzzAdmissionReview corpus")
+	}
+	bodies := map[string][]byte{}
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) != 2 || !strings.HasPrefix(lines[1], "[]byte(") {
+			t.Fatalf("%s is not a one-[]byte corpus file", file)
+		}
+		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		bodies[filepath.Base(file)] = []byte(s)
+	}
+	body, err := fixture.Body(fixture.UID("bench", 1), "bench", fixture.Pod(1, "checkout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies["benchmark pod"] = body
+	return bodies
+}
+
+// TestOnePassIsTheFrameworkDecode holds onePass to the framework's decode
+// on every seed, and checks that it takes the reviews kube-apiserver sends.
+func TestOnePassIsTheFrameworkDecode(t *testing.T) {
+	taken := 0
+	for name, body := range seedBodies(t) {
+		if sameAsFramework(t, body) {
+			taken++
+		} else if name == "benchmark pod" {
+			t.Errorf("onePass refused the review kube-apiserver sends")
+		}
+	}
+	t.Logf("onePass took %d of the seeds", taken)
+	if taken < 30 {
+		t.Fatalf("onePass took only %d seeds: the comparison covers too little", taken)
+	}
+}
+
+// FuzzReviewDecode: on any input onePass accepts, its request and the pod's
+// fields are the framework's. Seeds: FuzzAdmissionReview's.
+func FuzzReviewDecode(f *testing.F) {
+	for _, body := range seedBodies(f) {
+		f.Add(body)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { sameAsFramework(t, body) })
+}
+
+// TestRequestPodTakesOnlyItsOwnBytes: the fields Lean decoded stand for
+// the very bytes they came from; any other object, a copy of those bytes
+// included, is decoded from the request.
+func TestRequestPodTakesOnlyItsOwnBytes(t *testing.T) {
+	raw := []byte(`{"metadata":{"name":"from-bytes"}}`)
+	ctx := withDecodedPod(context.Background(), raw, &podFields{Metadata: metav1.ObjectMeta{Name: "from-the-pass"}})
+	for _, tc := range []struct {
+		name string
+		raw  []byte
+		want string
+	}{
+		{"the same bytes", raw, "from-the-pass"},
+		{"a copy", bytes.Clone(raw), "from-bytes"},
+		{"a prefix", raw[:len(raw)-1], ""},
+		{"none", nil, ""},
+	} {
+		var pod corev1.Pod
+		err := requestPod(ctx, tc.raw, &pod)
+		if tc.want == "" {
+			if err == nil {
+				t.Errorf("%s: decoded %q, want the decode error", tc.name, pod.Name)
+			}
+			continue
+		}
+		if err != nil || pod.Name != tc.want {
+			t.Errorf("%s: got %q (%v), want %q", tc.name, pod.Name, err, tc.want)
+		}
+	}
+}
+
+// BenchmarkDecodeReview is the review and its pod decoded as Lean does,
+// against the framework's decode followed by decodePod.
+func BenchmarkDecodeReview(b *testing.B) {
+	body, err := fixture.Body(fixture.UID("bench", 1), "bench", fixture.Pod(1, "checkout"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("onePass", func(b *testing.B) {
+		for b.Loop() {
+			if _, pod, _, err := decodeReview(body, true); err != nil || pod == nil {
+				b.Fatal("not decoded in one pass", err)
+			}
+		}
+	})
+	b.Run("framework+decodePod", func(b *testing.B) {
+		for b.Loop() {
+			req, err := frameworkDecode(body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var pod corev1.Pod
+			if err := decodePod(req.Object.Raw, &pod); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
