@@ -4,9 +4,10 @@
 package rbac
 
 import (
+	"slices"
+
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
@@ -63,13 +64,21 @@ func RoleBinding(namespace, serviceAccount string) *rbacv1.RoleBinding {
 func IsManaged(obj metav1.Object) bool { return obj.GetLabels()[LabelManagedBy] == ManagedBy }
 
 // sameRole reports whether have grants exactly what want grants; labels and
-// annotations do not matter to what a Role allows.
+// annotations do not matter to what a Role allows. It is
+// equality.Semantic.DeepEqual of the rules (nil and empty lists alike),
+// field by field: every warm admission compares a Role, and the reflective
+// compare was a twentieth of its CPU. TestSameRoleIsSemanticDeepEqual
+// fails if PolicyRule gains a field this does not compare.
 func sameRole(have, want *rbacv1.Role) bool {
-	return equality.Semantic.DeepEqual(have.Rules, want.Rules)
+	return slices.EqualFunc(have.Rules, want.Rules, func(a, b rbacv1.PolicyRule) bool {
+		return slices.Equal(a.Verbs, b.Verbs) && slices.Equal(a.APIGroups, b.APIGroups) &&
+			slices.Equal(a.Resources, b.Resources) && slices.Equal(a.ResourceNames, b.ResourceNames) &&
+			slices.Equal(a.NonResourceURLs, b.NonResourceURLs)
+	})
 }
 
-// sameRoleBinding reports whether have binds exactly what want binds.
+// sameRoleBinding reports whether have binds exactly what want binds
+// (RoleRef and Subject are structs of strings, compared whole).
 func sameRoleBinding(have, want *rbacv1.RoleBinding) bool {
-	return equality.Semantic.DeepEqual(have.RoleRef, want.RoleRef) &&
-		equality.Semantic.DeepEqual(have.Subjects, want.Subjects)
+	return have.RoleRef == want.RoleRef && slices.Equal(have.Subjects, want.Subjects)
 }

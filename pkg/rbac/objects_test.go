@@ -1,10 +1,12 @@
 package rbac
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 )
 
 func TestRoleGrantsOnlySelfTokens(t *testing.T) {
@@ -55,5 +57,66 @@ func TestSameIgnoresMetadata(t *testing.T) {
 	rb.Subjects = append(rb.Subjects, rbacv1.Subject{Kind: "User", Name: "mallory"})
 	if sameRoleBinding(rb, RoleBinding("demo", "nginx")) {
 		t.Error("a RoleBinding with an extra subject is taken as identical")
+	}
+}
+
+// TestSameRoleIsSemanticDeepEqual holds sameRole and sameRoleBinding to
+// equality.Semantic.DeepEqual of what they compare, on changes to every
+// field, and fails when PolicyRule, RoleRef or Subject gain a field they
+// would not see.
+func TestSameRoleIsSemanticDeepEqual(t *testing.T) {
+	for typ, fields := range map[reflect.Type]int{
+		reflect.TypeFor[rbacv1.PolicyRule](): 5, reflect.TypeFor[rbacv1.RoleRef](): 3, reflect.TypeFor[rbacv1.Subject](): 4,
+	} {
+		if typ.NumField() != fields {
+			t.Errorf("%s has %d fields, sameRole and sameRoleBinding compare %d: compare the new ones", typ, typ.NumField(), fields)
+		}
+	}
+	want := Role("demo", "nginx")
+	roles := map[string]func(r *rbacv1.Role){
+		"as built":                func(*rbacv1.Role) {},
+		"no rules":                func(r *rbacv1.Role) { r.Rules = nil },
+		"empty rules":             func(r *rbacv1.Role) { r.Rules = []rbacv1.PolicyRule{} },
+		"a second rule":           func(r *rbacv1.Role) { r.Rules = append(r.Rules, r.Rules[0]) },
+		"another verb":            func(r *rbacv1.Role) { r.Rules[0].Verbs = []string{"get"} },
+		"a verb more":             func(r *rbacv1.Role) { r.Rules[0].Verbs = append(r.Rules[0].Verbs, "get") },
+		"another group":           func(r *rbacv1.Role) { r.Rules[0].APIGroups = []string{"apps"} },
+		"another resource":        func(r *rbacv1.Role) { r.Rules[0].Resources = []string{"secrets"} },
+		"any resource name":       func(r *rbacv1.Role) { r.Rules[0].ResourceNames = nil },
+		"empty resource names":    func(r *rbacv1.Role) { r.Rules[0].ResourceNames = []string{} },
+		"another resource name":   func(r *rbacv1.Role) { r.Rules[0].ResourceNames = []string{"other"} },
+		"a non-resource URL":      func(r *rbacv1.Role) { r.Rules[0].NonResourceURLs = []string{"/healthz"} },
+		"empty non-resource URLs": func(r *rbacv1.Role) { r.Rules[0].NonResourceURLs = []string{} },
+		"empty groups":            func(r *rbacv1.Role) { r.Rules[0].APIGroups = []string{} },
+	}
+	for name, change := range roles {
+		have := want.DeepCopy()
+		change(have)
+		if got, semantic := sameRole(have, want), equality.Semantic.DeepEqual(have.Rules, want.Rules); got != semantic {
+			t.Errorf("Role %s: sameRole %v, Semantic.DeepEqual %v", name, got, semantic)
+		}
+	}
+	wantRB := RoleBinding("demo", "nginx")
+	bindings := map[string]func(rb *rbacv1.RoleBinding){
+		"as built":           func(*rbacv1.RoleBinding) {},
+		"no subjects":        func(rb *rbacv1.RoleBinding) { rb.Subjects = nil },
+		"empty subjects":     func(rb *rbacv1.RoleBinding) { rb.Subjects = []rbacv1.Subject{} },
+		"a second subject":   func(rb *rbacv1.RoleBinding) { rb.Subjects = append(rb.Subjects, rb.Subjects[0]) },
+		"another subject":    func(rb *rbacv1.RoleBinding) { rb.Subjects[0].Name = "other" },
+		"a subject group":    func(rb *rbacv1.RoleBinding) { rb.Subjects[0].APIGroup = "x" },
+		"another namespace":  func(rb *rbacv1.RoleBinding) { rb.Subjects[0].Namespace = "other" },
+		"another kind":       func(rb *rbacv1.RoleBinding) { rb.Subjects[0].Kind = rbacv1.UserKind },
+		"a ClusterRole":      func(rb *rbacv1.RoleBinding) { rb.RoleRef.Kind = "ClusterRole" },
+		"another role":       func(rb *rbacv1.RoleBinding) { rb.RoleRef.Name = "admin" },
+		"another role group": func(rb *rbacv1.RoleBinding) { rb.RoleRef.APIGroup = "" },
+	}
+	for name, change := range bindings {
+		have := wantRB.DeepCopy()
+		change(have)
+		got := sameRoleBinding(have, wantRB)
+		semantic := equality.Semantic.DeepEqual(have.RoleRef, wantRB.RoleRef) && equality.Semantic.DeepEqual(have.Subjects, wantRB.Subjects)
+		if got != semantic {
+			t.Errorf("RoleBinding %s: sameRoleBinding %v, Semantic.DeepEqual %v", name, got, semantic)
+		}
 	}
 }
