@@ -51,3 +51,29 @@ func TestEncodePatchIsMarshal(t *testing.T) {
 		t.Error("no operations gave a patch")
 	}
 }
+
+// TestPlainJSONStringIsMarshal: a string plainJSONString passes is what
+// json.Marshal writes, in quotes, for every byte and for the runes
+// encoding/json treats specially.
+func TestPlainJSONStringIsMarshal(t *testing.T) {
+	cases := []string{"", "/spec/containers/0/volumeMounts/-", "token-projector.io~1status", "a b", "\u2028", "\u2029", "é", "\xff", "<>&"}
+	for c := 0; c < 256; c++ {
+		cases = append(cases, string([]byte{'x', byte(c), 'y'}))
+	}
+	plain := 0
+	for _, s := range cases {
+		want, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if plainJSONString(s) {
+			plain++
+			if got := `"` + s + `"`; got != string(want) {
+				t.Errorf("%q: written as %s, json.Marshal writes %s", s, got, want)
+			}
+		}
+	}
+	if plain < 90 {
+		t.Fatalf("only %d of %d strings were plain", plain, len(cases))
+	}
+}
