@@ -73,7 +73,7 @@ var stages = []struct{ label, function string }{
 	{"  JSON decode, one pass (encoding/json/v2's implementation)", "github.com/go-json-experiment/json.Unmarshal"},
 	{"  JSON decode (sigs.k8s.io/json, case-sensitive)", "sigs.k8s.io/json.UnmarshalCaseSensitivePreserveInts"},
 	{"  patch marshal (Response.Complete)", "sigs.k8s.io/controller-runtime/pkg/webhook/admission.(*Response).Complete"},
-	{"  answer encode", "encoding/json.(*Encoder).Encode"},
+	{"  encoding/json Encode (the answer and its write; the patch's struct values)", "encoding/json.(*Encoder).Encode"},
 	{"PodHandler.Handle", "github.com/token-projector/token-projector/pkg/admission.(*PodHandler).Handle"},
 	{"  mutate.Mutate (parse annotations, plan)", "github.com/token-projector/token-projector/pkg/mutate.Mutate"},
 	{"  Ensurer (cache lookups)", "github.com/token-projector/token-projector/pkg/rbac.(*Ensurer).Ensure"},
