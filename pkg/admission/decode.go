@@ -1,7 +1,11 @@
 package admission
 
 import (
+	"bytes"
 	"context"
+	"fmt"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,11 +19,27 @@ import (
 // read "Spec" as spec, and the patch would then add to a "/spec" the object
 // does not have.
 func decodePod(raw []byte, pod *corev1.Pod) error {
+	if err := unambiguous(raw); err != nil {
+		return err
+	}
 	var f podFields
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &f); err != nil {
 		return err
 	}
 	*pod = *f.pod()
+	return nil
+}
+
+// unambiguous refuses an object that JSON parsers may read differently: one
+// that repeats a name within an object (encoding/json merges the two, the
+// JSON Patch library kube-apiserver applies our patch with keeps the last)
+// or holds bytes that are not UTF-8. kube-apiserver never sends either; a
+// forged review could, to have the webhook judge one pod and the patch
+// apply to another. (onePass refuses both on its own.)
+func unambiguous(raw []byte) error {
+	if err := jsontext.NewDecoder(bytes.NewReader(raw)).SkipValue(); err != nil {
+		return fmt.Errorf("the object is not JSON that every parser reads alike: %w", err)
+	}
 	return nil
 }
 

@@ -87,6 +87,7 @@ func seedReviews(t *testing.T) map[string][]byte {
 		"no-spec":                   reviewBody("v1", "u14", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}}}`, ""),
 		"capitalised-spec":          reviewBody("v1", "u15", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"Spec":{"containers":[{"name":"app"}]}}`, ""),
 		"duplicate-spec":            reviewBody("v1", "u16", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"spec":{"containers":[{"name":"a"}]},"spec":{"containers":[{"name":"b","volumeMounts":null}],"volumes":null}}`, ""),
+		"duplicate-spec-merged":     reviewBody("v1", "u22", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"spec":{"containers":[{"name":"a"}]},"spec":{"volumes":null}}`, ""),
 		"nulls": reviewBody("v1", "u17", fuzzOptedIn, "CREATE", podKind,
 			`{"metadata":{"labels":null,"annotations":{"token-projector.io/audience":"vault,sts.example.com"}},"spec":{"volumes":null,"initContainers":null,"containers":[{"name":"app","volumeMounts":null}]}}`, ""),
 		"own-volume-other-source": reviewBody("v1", "u18", fuzzOptedIn, "CREATE", podKind,

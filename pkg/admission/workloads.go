@@ -78,7 +78,10 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Reque
 	if (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) || !workloadKinds[req.Kind.Group][req.Kind.Kind] || req.SubResource != "" {
 		return skip(reasonNotHandled, "only workload creation and update are handled")
 	}
-	// Case sensitive, as kube-apiserver decodes (see admitPod).
+	// Case sensitive, as kube-apiserver decodes (see decodePod).
+	if err := unambiguous(req.Object.Raw); err != nil {
+		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the %s: %w", req.Kind.Kind, err))
+	}
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(req.Object.Raw, w); err != nil {
 		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("decoding the %s: %w", req.Kind.Kind, err))
 	}
