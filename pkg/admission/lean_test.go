@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -115,7 +113,7 @@ func patched(t testing.TB, raw, patch []byte) any {
 func equalityBodies(t *testing.T) map[string][]byte {
 	t.Helper()
 	bodies := map[string][]byte{}
-	for name, body := range fuzzCorpus(t, "testdata/fuzz/FuzzAdmissionReview") {
+	for name, body := range tpadmission.CorpusInputs(t, "testdata/fuzz/FuzzAdmissionReview") {
 		bodies["seed "+name] = body
 	}
 	for name, pod := range tpadmission.GoldenPods(t) {
@@ -159,47 +157,6 @@ func equalityBodies(t *testing.T) map[string][]byte {
 	return bodies
 }
 
-// fuzzCorpus reads the []byte inputs of a fuzz corpus directory.
-func fuzzCorpus(t *testing.T, dir string) map[string][]byte {
-	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(files) == 0 {
-		t.Fatalf("no corpus in %s", dir)
-	}
-	out := map[string][]byte{}
-	for _, file := range files {
-		values := corpusValues(t, file)
-		if len(values) != 1 {
-			t.Fatalf("%s: %d values, want one []byte", file, len(values))
-		}
-		out[filepath.Base(file)] = []byte(values[0])
-	}
-	return out
-}
-
-// corpusValues are the string and []byte values of a "go test fuzz v1" file,
-// in order; other types are left out.
-func corpusValues(t *testing.T, file string) []string {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
-		for _, prefix := range []string{"[]byte(", "string("} {
-			if quoted, ok := strings.CutPrefix(line, prefix); ok {
-				v, err := strconv.Unquote(strings.TrimSuffix(quoted, ")"))
-				if err != nil {
-					t.Fatalf("%s: %v", file, err)
-				}
-				out = append(out, v)
-			}
-		}
-	}
-	return out
-}
-
 // parseCorpusPods are pods annotated with each input of pkg/mutate's
 // FuzzParse corpus (audience, expiration, account, mount path, containers,
 // the spec's account), all annotations present.
@@ -211,7 +168,7 @@ func parseCorpusPods(t *testing.T) map[string]string {
 	}
 	out := map[string]string{}
 	for _, file := range files {
-		v := corpusValues(t, file)
+		v := tpadmission.CorpusValues(t, file)
 		if len(v) != 6 {
 			t.Fatalf("%s: %d string values, want 6", file, len(v))
 		}

@@ -3,34 +3,15 @@ package admission
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/token-projector/token-projector/test/bench/fixture"
 )
-
-// frameworkDecode is admission.Webhook's decode of a review: the universal
-// deserializer into an unregistered wrapper of the v1 type.
-func frameworkDecode(body []byte) (*admission.Request, error) {
-	req := &admission.Request{}
-	review := unversionedReview{}
-	review.Request = &req.AdmissionRequest
-	review.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
-	if _, _, err := universal.Decode(body, nil, &review); err != nil {
-		return nil, err
-	}
-	return withRequest(req), nil
-}
 
 // sameAsFramework fails unless whatever onePass accepts of body (with the
 // pod's fields) is exactly what the framework's decode makes of it, and
@@ -45,7 +26,7 @@ func sameAsFramework(t testing.TB, body []byte) bool {
 	if !ok {
 		return false
 	}
-	want, err := frameworkDecode(body)
+	want, _, err := universalDecode(body)
 	if err != nil {
 		t.Fatalf("onePass read a review the framework refuses (%v)\nbody %.500q", err, body)
 	}
@@ -78,26 +59,7 @@ func sameAsFramework(t testing.TB, body []byte) bool {
 // as a review, and hostile reviews) and the benchmarks' review.
 func seedBodies(t testing.TB) map[string][]byte {
 	t.Helper()
-	files, _ := filepath.Glob("testdata/fuzz/FuzzAdmissionReview/*")
-	if len(files) == 0 {
-		t.Fatal("no FuzzAdmissionReview corpus")
-	}
-	bodies := map[string][]byte{}
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		if len(lines) != 2 || !strings.HasPrefix(lines[1], "[]byte(") {
-			t.Fatalf("%s is not a one-[]byte corpus file", file)
-		}
-		s, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")"))
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		bodies[filepath.Base(file)] = []byte(s)
-	}
+	bodies := CorpusInputs(t, "testdata/fuzz/FuzzAdmissionReview")
 	body, err := fixture.Body(fixture.UID("bench", 1), "bench", fixture.Pod(1, "checkout"))
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +140,7 @@ func BenchmarkDecodeReview(b *testing.B) {
 	})
 	b.Run("framework+decodePod", func(b *testing.B) {
 		for b.Loop() {
-			req, err := frameworkDecode(body)
+			req, _, err := universalDecode(body)
 			if err != nil {
 				b.Fatal(err)
 			}

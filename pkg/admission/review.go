@@ -57,15 +57,22 @@ func decodeReview(body []byte, withPod bool) (*admission.Request, *podFields, *s
 			return req, pod, gvk, nil
 		}
 	}
+	req, gvk, err := universalDecode(body)
+	return req, nil, gvk, err
+}
+
+// universalDecode is admission.Webhook's decode: the universal
+// deserializer into an unregistered wrapper of the v1 type.
+func universalDecode(body []byte) (*admission.Request, *schema.GroupVersionKind, error) {
 	req := &admission.Request{}
 	review := unversionedReview{}
 	review.Request = &req.AdmissionRequest
 	review.SetGroupVersionKind(admissionv1.SchemeGroupVersion.WithKind("AdmissionReview"))
 	_, gvk, err := universal.Decode(body, nil, &review)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
-	return withRequest(req), nil, gvk, nil
+	return withRequest(req), gvk, nil
 }
 
 // onePass reads a plain JSON review with encoding/json/v2's implementation
