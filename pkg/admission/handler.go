@@ -156,8 +156,11 @@ func (h *PodHandler) ensure(ctx context.Context, req admission.Request, serviceA
 		ctx, cancel = context.WithTimeout(ctx, h.EnsureTimeout)
 		defer cancel()
 	}
-	res, err := h.Ensurer.Ensure(ctx, req.Namespace, serviceAccount, req.DryRun != nil && *req.DryRun)
-	h.recordCreated(res.Created)
+	dryRun := req.DryRun != nil && *req.DryRun
+	res, err := h.Ensurer.Ensure(ctx, req.Namespace, serviceAccount, dryRun)
+	if !dryRun { // a dry run writes nothing, Events included
+		h.recordCreated(res.Created)
+	}
 	switch {
 	case err == nil:
 		return mutate.Identity{RBAC: res.RBAC, ManagedAccount: res.ManagedAccount}, verdict{}, false
