@@ -35,6 +35,8 @@ const (
 	reasonRBACConflict       = "rbac-conflict"
 	reasonBadRequest         = "bad-request"
 	reasonNamespaceLookup    = "namespace-lookup"
+	reasonNamespacePolicy    = "namespace-policy"
+	reasonRateLimited        = "rate-limited"
 	reasonEnsure             = "ensure"
 	reasonInjected           = "injected"
 	reasonEnsured            = "ensured"

@@ -37,11 +37,11 @@ type Config struct {
 type DefaultSource int
 
 const (
-	// DefaultFromFlags: --default-expiration.
+	// DefaultFromFlags is --default-expiration.
 	DefaultFromFlags DefaultSource = iota
-	// DefaultFromNamespace: the namespace's default-expiration annotation.
+	// DefaultFromNamespace is the namespace's default-expiration annotation.
 	DefaultFromNamespace
-	// DefaultClamped: --default-expiration lowered to the namespace's
+	// DefaultClamped is --default-expiration lowered to the namespace's
 	// max-expiration, which is below it.
 	DefaultClamped
 )
