@@ -70,22 +70,10 @@ type PodHandler struct {
 // Handle implements admission.Handler.
 func (h *PodHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	ctx, cancel := h.deadline(ctx, start)
-	defer cancel()
 	pod := &corev1.Pod{}
 	v := h.admitPod(ctx, start, req, pod)
 	h.record(ctx, req, v, subject{kind: "Pod", resource: resourcePod, meta: &pod.ObjectMeta, spec: &pod.Spec, object: pod}, start)
 	return v.resp
-}
-
-// deadline is the admission's one deadline, EnsureTimeout from start: the
-// live read and the ensure share it, so that the worst case is
-// EnsureTimeout, whichever of them is slow.
-func (h *PodHandler) deadline(ctx context.Context, start time.Time) (context.Context, context.CancelFunc) {
-	if h.EnsureTimeout <= 0 {
-		return ctx, func() {}
-	}
-	return context.WithDeadline(ctx, start.Add(h.EnsureTimeout))
 }
 
 func (h *PodHandler) admitPod(ctx context.Context, start time.Time, req admission.Request, pod *corev1.Pod) verdict {
@@ -112,7 +100,7 @@ func (h *PodHandler) admitPod(ctx context.Context, start time.Time, req admissio
 	if err != nil {
 		return deny(reasonInvalid, err.Error())
 	}
-	ensured, v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount)
+	ensured, v, failed := h.ensure(ctx, start, req, res.Spec.ServiceAccount)
 	if failed {
 		return v
 	}
@@ -157,9 +145,8 @@ func (h *PodHandler) screen(ctx context.Context, start time.Time, req admission.
 		return policy{}, errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("the request names no namespace")), true
 	}
 	annotations, optedIn, err := h.optedIn(ctx, req.Namespace, start)
-	var limited *rateLimitedError
 	switch {
-	case errors.As(err, &limited):
+	case err != nil && rateLimited(err):
 		return policy{}, errored(http.StatusInternalServerError, reasonRateLimited, err), true
 	case err != nil:
 		return policy{}, errored(http.StatusInternalServerError, reasonNamespaceLookup, err), true
@@ -191,11 +178,18 @@ func namespaceMismatch(req admission.Request, meta *metav1.ObjectMeta) (verdict,
 
 // ensure makes the pod's identity exist and says what was ensured;
 // serviceAccount "" (the pod runs as default) ensures nothing. Each admission
-// answers by its own deadline (ctx's: what the live read left of
-// EnsureTimeout), even while it waits on an ensure another admission started.
-func (h *PodHandler) ensure(ctx context.Context, req admission.Request, serviceAccount string) (mutate.Identity, verdict, bool) {
+// answers by its own deadline, even while it waits on an ensure another
+// admission started: EnsureTimeout from start, the one deadline the live
+// namespace read (confirmOptIn) had the first third of, so that the slowest
+// answer takes EnsureTimeout, whichever step is slow.
+func (h *PodHandler) ensure(ctx context.Context, start time.Time, req admission.Request, serviceAccount string) (mutate.Identity, verdict, bool) {
 	if serviceAccount == "" {
 		return mutate.Identity{}, verdict{}, false
+	}
+	if h.EnsureTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, start.Add(h.EnsureTimeout))
+		defer cancel()
 	}
 	dryRun := req.DryRun != nil && *req.DryRun
 	res, err := h.Ensurer.Ensure(ctx, req.Namespace, serviceAccount, dryRun)

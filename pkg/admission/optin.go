@@ -112,6 +112,14 @@ type rateLimitedError struct{ err error }
 
 func (e *rateLimitedError) Error() string { return "rate limited: " + e.err.Error() }
 
+// rateLimited reports whether err is, or wraps, a *rateLimitedError. (Its
+// own function: the target errors.As needs escapes, an allocation the warm
+// path, which has no error, should not pay.)
+func rateLimited(err error) bool {
+	var limited *rateLimitedError
+	return errors.As(err, &limited)
+}
+
 // readNamespace is one live read, after the Limiter allows it; nil for a
 // namespace that does not exist.
 func (h *PodHandler) readNamespace(ctx context.Context, namespace string, sending func()) (*metav1.PartialObjectMetadata, error) {

@@ -67,8 +67,6 @@ func (w *workload) template() *corev1.PodTemplateSpec {
 // Handle implements admission.Handler.
 func (h *WorkloadHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
-	ctx, cancel := h.deadline(ctx, start)
-	defer cancel()
 	var w workload
 	tmpl := &corev1.PodTemplateSpec{}
 	v := h.admitWorkload(ctx, start, req, &w, &tmpl)
@@ -111,7 +109,7 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, start time.Time, re
 	if err != nil {
 		return deny(reasonInvalid, err.Error())
 	}
-	ensured, v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount)
+	ensured, v, failed := h.ensure(ctx, start, req, res.Spec.ServiceAccount)
 	if failed {
 		return v
 	}

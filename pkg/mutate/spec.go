@@ -139,7 +139,7 @@ func parseExpiration(annotations map[string]string, cfg Config) (int64, string, 
 	raw, ok := annotations[field]
 	if !ok {
 		return int64(cfg.DefaultExpiration / time.Second),
-			fmt.Sprintf("%s not set: tokens expire after %s (%s)", field, human(cfg.DefaultExpiration), cfg.defaultSource()), nil
+			field + " not set: tokens expire after " + human(cfg.DefaultExpiration) + " (" + cfg.defaultSource() + ")", nil
 	}
 	accepted := fmt.Sprintf("whole seconds (7200) or a Go duration (2h) from %s to %s%s", human(MinExpiration), human(cfg.MaxExpiration), cfg.maxSource())
 	d, ok := parseLifetime(raw)
