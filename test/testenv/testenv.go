@@ -334,17 +334,3 @@ func checkVersion(cfg *rest.Config, assets string) error {
 	}
 	return nil
 }
-
-// ServerMinor is the minor version of the API server e runs, for the rare
-// test that must know it.
-func (e *Env) ServerMinor() (int, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(e.Config)
-	if err != nil {
-		return 0, err
-	}
-	info, err := dc.ServerVersion()
-	if err != nil {
-		return 0, err
-	}
-	return strconv.Atoi(strings.TrimSuffix(info.Minor, "+"))
-}
