@@ -2,20 +2,32 @@
 # Prints a directory holding the kube-apiserver and etcd binaries that envtest
 # (the tests, 'make run', 'make bench') starts. No download site for them is
 # reachable here, so they are built from the Go modules pinned in
-# hack/controlplane/ the first time (about 5 minutes on 2 cores), then cached
-# in bin/k8s/ under a name that carries both versions.
-# An existing $KUBEBUILDER_ASSETS with both binaries wins.
+# hack/controlplane/ the first time (about 5 minutes on 2 cores each), then
+# cached in bin/k8s/ under a name that carries both versions.
+# Usage: hack/controlplane.sh            the newest supported kube-apiserver
+#                                        (hack/controlplane/kube-apiserver);
+#                                        an existing $KUBEBUILDER_ASSETS with
+#                                        both binaries wins
+#        hack/controlplane.sh --oldest   the oldest one the docs claim
+#                                        (hack/controlplane/kube-apiserver-oldest);
+#                                        $KUBEBUILDER_ASSETS_OLDEST wins
 set -euo pipefail
 
-if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" ]]; then
-	echo "$KUBEBUILDER_ASSETS"
+kas_mod=kube-apiserver
+assets=${KUBEBUILDER_ASSETS:-}
+if [[ "${1:-}" == --oldest ]]; then
+	kas_mod=kube-apiserver-oldest
+	assets=${KUBEBUILDER_ASSETS_OLDEST:-}
+fi
+if [[ -n "$assets" && -x "$assets/kube-apiserver" && -x "$assets/etcd" ]]; then
+	echo "$assets"
 	exit 0
 fi
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mods="$root/hack/controlplane"
 version() { (cd "$mods/$1" && go list -m -f '{{.Version}}' "$2"); }
-kas=$(version kube-apiserver k8s.io/kubernetes)
+kas=$(version "$kas_mod" k8s.io/kubernetes)
 etcd=$(version etcd go.etcd.io/etcd/server/v3)
 dir="$root/bin/k8s/kube-apiserver-$kas-etcd-$etcd-$(go env GOOS)-$(go env GOARCH)"
 mkdir -p "$dir"
@@ -29,5 +41,5 @@ build() { # name module package [ldflags]
 build etcd etcd go.etcd.io/etcd/server/v3
 # Unstamped, kube-apiserver reports v0.0.0-master+$Format:%H$, which
 # version-parsing clients reject.
-build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "-X k8s.io/component-base/version.gitVersion=$kas"
+build kube-apiserver "$kas_mod" k8s.io/kubernetes/cmd/kube-apiserver "-X k8s.io/component-base/version.gitVersion=$kas"
 echo "$dir"

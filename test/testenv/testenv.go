@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -23,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -129,6 +131,9 @@ func Start(opts Options) (_ *Env, err error) {
 			_ = env.Stop()
 		}
 	}()
+	if err := checkVersion(cfg, assets); err != nil {
+		return nil, err
+	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return nil, err
@@ -276,8 +281,14 @@ func RepoRoot() (string, error) {
 }
 
 // Assets is the directory of kube-apiserver and etcd: $KUBEBUILDER_ASSETS
-// or what hack/controlplane.sh builds.
+// or what hack/controlplane.sh builds. make test runs the integration and
+// end-to-end tiers once more with KUBEBUILDER_ASSETS set to the oldest
+// supported kube-apiserver (hack/controlplane.sh --oldest); reading the
+// variable here also makes it part of go test's cache key, so that the two
+// runs are never served one another's results (the script's own read of it
+// is not seen by go test).
 func Assets(root string) (string, error) {
+	_ = os.Getenv("KUBEBUILDER_ASSETS")
 	cmd := exec.Command(filepath.Join(root, "hack/controlplane.sh"))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
@@ -298,3 +309,28 @@ func FreePort() (int, error) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// assetsVersion finds the version hack/controlplane.sh names its directories
+// by (bin/k8s/kube-apiserver-v1.33.13-etcd-...).
+var assetsVersion = regexp.MustCompile(`kube-apiserver-(v[0-9]+\.[0-9]+\.[0-9]+)-`)
+
+// checkVersion makes sure the API server that answers is the one the assets
+// directory promises, so that a run meant for one Kubernetes version cannot
+// pass on another binary; it says which version it is on stderr (shown by
+// go test -v and with failures). A directory not named by
+// hack/controlplane.sh is only reported.
+func checkVersion(cfg *rest.Config, assets string) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	info, err := dc.ServerVersion()
+	if err != nil {
+		return fmt.Errorf("reading kube-apiserver's version: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "testenv: kube-apiserver %s from %s\n", info.GitVersion, assets)
+	if m := assetsVersion.FindStringSubmatch(filepath.Base(assets)); m != nil && m[1] != info.GitVersion {
+		return fmt.Errorf("kube-apiserver in %s reports version %s, not the %s its directory is named for", assets, info.GitVersion, m[1])
+	}
+	return nil
+}

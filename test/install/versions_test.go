@@ -1,0 +1,60 @@
+package install
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+// TestClaimedVersionsAreTested: the Kubernetes versions the chart accepts
+// and docs/install.md claims run from the oldest to the newest kube-apiserver
+// make test runs the tiers against (the modules pinned in hack/controlplane),
+// so that no claim outlives the tests that back it.
+func TestClaimedVersionsAreTested(t *testing.T) {
+	oldest, newest := pinnedMinor(t, "kube-apiserver-oldest"), pinnedMinor(t, "kube-apiserver")
+	if oldest == newest {
+		t.Fatalf("the oldest and the newest pinned kube-apiserver are both %s", oldest)
+	}
+
+	b, err := os.ReadFile(filepath.Join(root, "charts/token-projector/Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chart struct {
+		KubeVersion string `json:"kubeVersion"`
+	}
+	if err := yaml.Unmarshal(b, &chart); err != nil {
+		t.Fatal(err)
+	}
+	if want := ">=" + oldest + ".0-0"; chart.KubeVersion != want {
+		t.Errorf("Chart.yaml kubeVersion %q, want %q: the oldest kube-apiserver make test runs against is %s", chart.KubeVersion, want, oldest)
+	}
+
+	doc, err := os.ReadFile(filepath.Join(root, "docs/install.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if claim := "Kubernetes " + oldest + " to " + newest; !strings.Contains(string(doc), claim) {
+		t.Errorf("docs/install.md does not claim %q, the range make test runs against", claim)
+	}
+}
+
+// pinnedMinor is the major.minor of the k8s.io/kubernetes that one of
+// hack/controlplane's modules requires.
+func pinnedMinor(t *testing.T, module string) string {
+	t.Helper()
+	file := filepath.Join(root, "hack/controlplane", module, "go.mod")
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^require k8s\.io/kubernetes v(1\.[0-9]+)\.[0-9]+$`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s has no line `require k8s.io/kubernetes v1.x.y`", file)
+	}
+	return string(m[1])
+}
