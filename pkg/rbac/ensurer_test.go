@@ -5,71 +5,17 @@ import (
 	"errors"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
-	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 )
-
-// The API server's side (AlreadyExists, RBAC escalation checks, a real
-// cache) is exercised in test/integration and test/faults; these tests pin
-// how callers share one ensure.
-
-// gatedAPI is a fake API server whose creates of one kind wait for a gate,
-// and which counts creates.
-type gatedAPI struct {
-	client.WithWatch
-	writes atomic.Int32
-	// gate, if set, holds creates of gateKind until it is closed.
-	gate     chan struct{}
-	gateKind string
-	// held is told each time a create is held at the gate.
-	held chan string
-}
-
-func newGatedAPI(objs ...client.Object) *gatedAPI {
-	g := &gatedAPI{held: make(chan string, 16)}
-	g.WithWatch = fake.NewClientBuilder().WithObjects(objs...).WithInterceptorFuncs(interceptor.Funcs{
-		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
-			kind := kindName(obj)
-			if g.gate != nil && kind == g.gateKind {
-				g.held <- kind
-				select {
-				case <-g.gate:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			g.writes.Add(1)
-			return c.Create(ctx, obj, opts...)
-		},
-	}).Build()
-	return g
-}
-
-func kindName(obj client.Object) string {
-	switch obj.(type) {
-	case *corev1.ServiceAccount:
-		return "ServiceAccount"
-	case *rbacv1.Role:
-		return "Role"
-	case *rbacv1.RoleBinding:
-		return "RoleBinding"
-	}
-	return "other"
-}
-
-func ensurerOn(api *gatedAPI) *Ensurer {
-	return &Ensurer{Cache: api, Live: api, Writer: api, Timeout: time.Minute}
-}
 
 // startHeld starts an ensure of demo/app and returns once the API server
 // holds it at the gate; the channel gets the ensure's error.
@@ -245,27 +191,13 @@ func TestAccountsItDidNotCreate(t *testing.T) {
 				t.Errorf("writes = %d, want %d", got, tc.wantWrites)
 			}
 			var sa corev1.ServiceAccount
-			if err := api.Get(context.Background(), client.ObjectKey{Namespace: "demo", Name: tc.sa}, &sa); err != nil {
+			if err := api.store.Get(context.Background(), client.ObjectKey{Namespace: "demo", Name: tc.sa}, &sa); err != nil {
 				t.Fatal(err)
 			}
 			if tc.sa != "ours" && IsManaged(&sa) {
 				t.Errorf("the account was relabelled: %v", sa.Labels)
 			}
 		})
-	}
-}
-
-// TestRestoreNeverCreatesTheAccount: a restore without createAccount leaves
-// a missing account missing and writes nothing.
-func TestRestoreNeverCreatesTheAccount(t *testing.T) {
-	api := newGatedAPI()
-	e := ensurerOn(api)
-	res, err := e.Restore(context.Background(), "demo", "gone", false)
-	if err != nil || res.RBAC || api.writes.Load() != 0 {
-		t.Errorf("restore of a missing account: %+v, %v, %d writes; want nothing", res, err, api.writes.Load())
-	}
-	if res, err := e.Restore(context.Background(), "demo", "gone", true); err != nil || !res.ManagedAccount || api.writes.Load() != 3 {
-		t.Errorf("restore of a missing managed account: %+v, %v, %d writes; want it re-created", res, err, api.writes.Load())
 	}
 }
 
@@ -288,7 +220,7 @@ func TestDeletedSinceTheLastEnsureIsCreatedAgain(t *testing.T) {
 	if got := api.writes.Load(); got != 1 {
 		t.Fatalf("writes = %d, want 1 (the account)", got)
 	}
-	for _, c := range []client.Client{api, cache} { // deleted, and the cache has seen it
+	for _, c := range []client.Client{api.store, cache} { // deleted, and the cache has seen it
 		if err := c.Delete(ctx, Role("demo", "app")); err != nil {
 			t.Fatal(err)
 		}
@@ -302,5 +234,46 @@ func TestDeletedSinceTheLastEnsureIsCreatedAgain(t *testing.T) {
 	}
 	if got := api.writes.Load(); got != 2 {
 		t.Errorf("writes = %d, want 2 (the account, then the Role again; the account still pending in the cache)", got)
+	}
+}
+
+// TestForeignAccountAnswerDoesNotDependOnCacheLag: an existing account
+// that is not eligible, with a Role of our name that is not ours and
+// differs, gets no RBAC and no error whether or not the cache has shown
+// the account yet; before, a cache that had not made the Role's conflict
+// the answer (a denial). An account whose create failed is an error, never
+// a conflict: whose it is is unknown.
+func TestForeignAccountAnswerDoesNotDependOnCacheLag(t *testing.T) {
+	ctx := context.Background()
+	foreign := func() []client.Object {
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "app", Labels: map[string]string{"team": "a"}}}
+		role := Role("demo", "app")
+		role.Labels = nil
+		role.Rules[0].Verbs = []string{"get", "create"}
+		return []client.Object{sa, role}
+	}
+	fresh := newGatedAPI(foreign()...)
+	want, err := ensurerOn(fresh).Ensure(ctx, "demo", "app", false)
+	if err != nil || want.RBAC || want.ManagedAccount {
+		t.Fatalf("with a fresh cache: %+v, %v; want no RBAC and no error", want, err)
+	}
+
+	behind := newGatedAPI(foreign()...)
+	e := ensurerOn(behind)
+	e.Cache = fake.NewClientBuilder().Build() // has not shown the account yet
+	got, err := e.Ensure(ctx, "demo", "app", false)
+	if err != nil || got.RBAC != want.RBAC || got.ManagedAccount != want.ManagedAccount || len(got.Created) != 0 {
+		t.Errorf("with a cache behind: %+v, %v; want %+v as with a fresh one", got, err, want)
+	}
+	if err := behind.store.Get(ctx, client.ObjectKey{Namespace: "demo", Name: Name("app")}, RoleBinding("demo", "app")); !apierrors.IsNotFound(err) {
+		t.Errorf("a RoleBinding for an account that is not eligible: %v", err)
+	}
+
+	down := newGatedAPI(foreign()[1:]...) // no account; its create fails
+	down.failKind = "ServiceAccount"
+	e = ensurerOn(down)
+	_, err = e.Ensure(ctx, "demo", "app", false)
+	if err == nil || IsConflict(err) || !strings.Contains(err.Error(), "creating ServiceAccount demo/app") {
+		t.Errorf("the account's create failed, the Role conflicts: got %v, want the account's error and no conflict", err)
 	}
 }

@@ -13,11 +13,11 @@ var (
 	}, []string{"kind", "result"})
 	apiReads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_projector_api_reads_total",
-		Help: "Live reads made to the API server (only after a create met AlreadyExists), by object kind.",
+		Help: "Live reads made to the API server (after a create met AlreadyExists, and of the account a restore is for), by object kind.",
 	}, []string{"kind"})
 	ensures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_projector_ensure_total",
-		Help: "Objects ensured on admission and restore, by kind and result (cached, created, existing, conflict, error; for ServiceAccounts also unlabelled: an existing account neither created by the webhook nor labelled token-projector.io/inject=enabled, given no RBAC; missing: a restore that may not re-create it).",
+		Help: "Objects ensured on admission and restore, by kind and result (cached, created, existing, conflict, error; for Roles and RoleBindings also remembered: one of our name not labelled as ours but identical, accepted less than a minute ago; for ServiceAccounts also unlabelled: an existing account neither created by the webhook nor labelled token-projector.io/inject=enabled, given no RBAC; missing: a restore of an account that no longer exists, which is never re-created).",
 	}, []string{"kind", "result"})
 	cacheMisses = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "token_projector_cache_misses_total",

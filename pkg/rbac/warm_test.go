@@ -3,12 +3,14 @@ package rbac
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 )
@@ -46,12 +48,21 @@ func delta(before, after map[string]float64) map[string]float64 {
 	return d
 }
 
+// flightOnly is Ensure without its warm path.
+func flightOnly(ctx context.Context, e *Ensurer, namespace, serviceAccount string) (Result, error) {
+	return e.await(ctx, namespace+"/"+serviceAccount, func(ctx context.Context, progress func(string)) (Result, error) {
+		return e.ensure(ctx, namespace, serviceAccount, progress)
+	})
+}
+
 // TestWarmAnswersAsAFlight: whenever the warm path answers, a flight in
-// its place gives the same result, writes nothing and counts the same; and
-// it leaves to a flight every state in which there is something to write
-// or to refuse.
+// its place gives the same result, makes no API call and counts the same;
+// and it leaves to a flight every state in which there is something to
+// write or to refuse. The cache holds only the Roles and RoleBindings
+// labelled as ours, as the webhook's does.
 func TestWarmAnswersAsAFlight(t *testing.T) {
 	const ns = "demo"
+	ctx := context.Background()
 	labelled := func(name string) *corev1.ServiceAccount {
 		return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}
 	}
@@ -65,36 +76,52 @@ func TestWarmAnswersAsAFlight(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		objs []client.Object
-		warm bool
+		// primed: one ensure ran before, against a cache that never shows
+		// what it creates if lagging.
+		primed, lagging bool
+		warm            bool
 	}{
-		{"ours, with its Role and RoleBinding", []client.Object{ServiceAccount(ns, "app"), Role(ns, "app"), RoleBinding(ns, "app")}, true},
-		{"labelled, with its Role and RoleBinding", []client.Object{labelled("app"), Role(ns, "app"), RoleBinding(ns, "app")}, true},
-		{"labelled, with a Role and RoleBinding of our name that are not ours but alike", []client.Object{labelled("app"), unownedRole, unownedBinding}, true},
-		{"someone else's", []client.Object{foreign}, true},
-		{"nothing", nil, false},
-		{"ours, no Role", []client.Object{ServiceAccount(ns, "app"), RoleBinding(ns, "app")}, false},
-		{"ours, no RoleBinding", []client.Object{ServiceAccount(ns, "app"), Role(ns, "app")}, false},
-		{"ours, a Role that grants something else", []client.Object{ServiceAccount(ns, "app"), otherRole, RoleBinding(ns, "app")}, false},
-		{"ours, a RoleBinding that binds someone else", []client.Object{ServiceAccount(ns, "app"), Role(ns, "app"), otherBinding}, false},
-		{"a Role and RoleBinding, no account", []client.Object{Role(ns, "app"), RoleBinding(ns, "app")}, false},
+		{"ours, with its Role and RoleBinding", []client.Object{ServiceAccount(ns, "app"), Role(ns, "app"), RoleBinding(ns, "app")}, false, false, true},
+		{"labelled, with its Role and RoleBinding", []client.Object{labelled("app"), Role(ns, "app"), RoleBinding(ns, "app")}, false, false, true},
+		{"labelled, with a Role and RoleBinding of our name that are not ours but alike, not met yet", []client.Object{labelled("app"), unownedRole, unownedBinding}, false, false, false},
+		{"labelled, with a Role and RoleBinding of our name that are not ours but alike, met and remembered", []client.Object{labelled("app"), unownedRole, unownedBinding}, true, false, true},
+		{"all created here a moment ago, not cached yet", nil, true, true, true},
+		{"someone else's", []client.Object{foreign}, false, false, true},
+		{"nothing", nil, false, false, false},
+		{"ours, no Role", []client.Object{ServiceAccount(ns, "app"), RoleBinding(ns, "app")}, false, false, false},
+		{"ours, no RoleBinding", []client.Object{ServiceAccount(ns, "app"), Role(ns, "app")}, false, false, false},
+		{"ours, a Role that grants something else", []client.Object{ServiceAccount(ns, "app"), otherRole, RoleBinding(ns, "app")}, false, false, false},
+		{"ours, a RoleBinding that binds someone else", []client.Object{ServiceAccount(ns, "app"), Role(ns, "app"), otherBinding}, false, false, false},
+		{"a Role and RoleBinding, no account", []client.Object{Role(ns, "app"), RoleBinding(ns, "app")}, false, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			copies := func() []client.Object {
-				out := make([]client.Object, len(tc.objs))
+			setup := func() (*gatedAPI, *Ensurer) {
+				objs := make([]client.Object, len(tc.objs))
 				for i, o := range tc.objs {
-					out[i] = o.DeepCopyObject().(client.Object)
+					objs[i] = o.DeepCopyObject().(client.Object)
 				}
-				return out
+				api := newGatedAPI(objs...)
+				e := ensurerOn(api)
+				if tc.lagging {
+					e.Cache, e.CacheWait = fake.NewClientBuilder().Build(), time.Hour
+				}
+				if tc.primed {
+					if _, err := e.Ensure(ctx, ns, "app", false); err != nil {
+						t.Fatalf("priming ensure: %v", err)
+					}
+				}
+				return api, e
 			}
-			api := newGatedAPI(copies()...)
+			api, e := setup()
+			calls := api.calls()
 			before := counts(t)
-			res, ok := ensurerOn(api).warm(context.Background(), ns, "app")
+			res, ok := e.warm(ctx, ns, "app")
 			warmCounts := delta(before, counts(t))
 			if ok != tc.warm {
 				t.Fatalf("warm answered %v, want %v", ok, tc.warm)
 			}
-			if api.writes.Load() != 0 {
-				t.Fatalf("the warm path wrote %d objects", api.writes.Load())
+			if got := api.calls() - calls; got != 0 {
+				t.Fatalf("the warm path made %d API calls", got)
 			}
 			if !ok {
 				if len(warmCounts) != 0 {
@@ -102,12 +129,13 @@ func TestWarmAnswersAsAFlight(t *testing.T) {
 				}
 				return
 			}
-			flightAPI := newGatedAPI(copies()...)
+			flightAPI, fe := setup()
+			calls = flightAPI.calls()
 			before = counts(t)
-			want, err := ensurerOn(flightAPI).await(context.Background(), ns, "app", true)
+			want, err := flightOnly(ctx, fe, ns, "app")
 			flightCounts := delta(before, counts(t))
-			if err != nil || flightAPI.writes.Load() != 0 {
-				t.Fatalf("a flight in its place: %v, %d writes", err, flightAPI.writes.Load())
+			if got := flightAPI.calls() - calls; err != nil || got != 0 {
+				t.Fatalf("a flight in its place: %v, %d API calls", err, got)
 			}
 			if res.RBAC != want.RBAC || res.ManagedAccount != want.ManagedAccount || len(res.Created)+len(want.Created) != 0 {
 				t.Errorf("warm: %+v; a flight: %+v", res, want)

@@ -55,9 +55,9 @@ import (
 // Ensurer restores a ServiceAccount's RBAC; *rbac.Ensurer is the real one,
 // shared with the admission handler so that concurrent calls merge. It
 // ensures RBAC only for an account the webhook created or one its owner
-// labelled, and re-creates a missing account only with createAccount.
+// labelled, and never re-creates a missing account.
 type Ensurer interface {
-	Restore(ctx context.Context, namespace, serviceAccount string, createAccount bool) (rbac.Result, error)
+	Restore(ctx context.Context, namespace, serviceAccount string) (rbac.Result, error)
 }
 
 // Reconciler restores and garbage-collects identities.
@@ -262,7 +262,7 @@ func (r *Reconciler) restore(ctx context.Context, id types.NamespacedName, manag
 	if complete, err := r.cachedComplete(ctx, id); err != nil || complete {
 		return err
 	}
-	res, err := r.Ensurer.Restore(ctx, id.Namespace, id.Name, managedAccount)
+	res, err := r.Ensurer.Restore(ctx, id.Namespace, id.Name)
 	log := logf.FromContext(ctx)
 	for _, c := range res.Created {
 		restored.WithLabelValues(c.Kind).Inc()

@@ -25,12 +25,8 @@ import (
 
 type recordingEnsurer struct{ calls []string }
 
-func (r *recordingEnsurer) Restore(_ context.Context, ns, sa string, createAccount bool) (rbac.Result, error) {
-	call := ns + "/" + sa
-	if createAccount {
-		call += " (may create the account)"
-	}
-	r.calls = append(r.calls, call)
+func (r *recordingEnsurer) Restore(_ context.Context, ns, sa string) (rbac.Result, error) {
+	r.calls = append(r.calls, ns+"/"+sa)
 	return rbac.Result{}, nil
 }
 
@@ -167,7 +163,7 @@ func TestRestoresOnlyForAdmittedPodsInOptedInNamespaces(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if want := []string{"demo/admitted (may create the account)"}; !cmp.Equal(ens.calls, want) {
+	if want := []string{"demo/admitted"}; !cmp.Equal(ens.calls, want) {
 		t.Errorf("ensured %v, want %v", ens.calls, want)
 	}
 }
@@ -188,7 +184,7 @@ func TestRecreatesOnlyAccountsTheWebhookCreated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if want := []string{"demo/created (may create the account)", "demo/labelled"}; !cmp.Equal(ens.calls, want) {
+	if want := []string{"demo/created", "demo/labelled"}; !cmp.Equal(ens.calls, want) {
 		t.Errorf("restores %v, want %v", ens.calls, want)
 	}
 }

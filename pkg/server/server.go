@@ -32,7 +32,8 @@ import (
 const (
 	// cacheWait bounds how long an object the webhook created counts as
 	// present while the caches catch up with it (off every answer's
-	// critical path: see rbac.Ensurer).
+	// critical path: see rbac.Ensurer); the informer's first event of it
+	// ends that sooner (informEnsurer).
 	cacheWait = time.Second
 	// eventSource is the reporting controller of the webhook's Events.
 	eventSource = "token-projector"
@@ -103,10 +104,14 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 	limiter := newAPILimiter(o.APIQPS, o.APIBurst)
 	ensurer := &rbac.Ensurer{
 		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(),
+		Limiter: limiter, // its creates and live reads: a cold admission's, and the reconciler's restores
 		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
 	}
 	touching, err := setupReconciler(mgr, o, ensurer)
 	if err != nil {
+		return nil, err
+	}
+	if err := informEnsurer(mgr.GetCache(), ensurer); err != nil {
 		return nil, err
 	}
 	handler := &tpadmission.PodHandler{

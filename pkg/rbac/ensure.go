@@ -1,0 +1,172 @@
+package rbac
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// What the shared ensures do: the steps of an admission's ensure and of a
+// restore, each object counted in token_projector_ensure_total by how it
+// was found or made.
+
+// ensure is an admission's: the account, created if missing, then, if it
+// is eligible, its Role and RoleBinding.
+func (e *Ensurer) ensure(ctx context.Context, namespace, serviceAccount string, progress func(string)) (Result, error) {
+	acct, src, err := e.lookupAccount(ctx, namespace, serviceAccount)
+	switch {
+	case err != nil:
+		ensures.WithLabelValues(kindServiceAccount, "error").Inc()
+		return Result{}, err
+	case src == missing:
+		cacheMisses.WithLabelValues(kindServiceAccount).Inc()
+		return e.ensureNew(ctx, namespace, serviceAccount, progress)
+	case !acct.eligible():
+		ensures.WithLabelValues(kindServiceAccount, "unlabelled").Inc()
+		return Result{}, nil
+	}
+	ensures.WithLabelValues(kindServiceAccount, src.result()).Inc()
+	g := grants(namespace, serviceAccount)
+	return e.grant(ctx, acct, nil, progress, g[:]...)
+}
+
+// ensureNew creates an account the cache does not show and ensures its
+// Role at once: neither needs the other. Whose the account turns out to be
+// (AlreadyExists: another replica, a cache that has not caught up, or its
+// owner a moment ago) alone decides whether the Role's outcome counts: for
+// an account that is not eligible the answer is "no RBAC", whatever the
+// Role, exactly as with a cache that had shown the account, so that the
+// answer does not depend on cache lag. (A Role created meanwhile grants
+// nothing without its RoleBinding.)
+func (e *Ensurer) ensureNew(ctx context.Context, namespace, serviceAccount string, progress func(string)) (Result, error) {
+	g := grants(namespace, serviceAccount)
+	var roleObj client.Object
+	var roleErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { roleObj, roleErr = e.ensureOne(ctx, g[0], progress) })
+	saObj, acct, err := e.createAccount(ctx, accountOf(namespace, serviceAccount), progress)
+	wg.Wait()
+	created := appendCreated(appendCreated(nil, kindServiceAccount, saObj), kindRole, roleObj)
+	switch {
+	case err != nil:
+		if roleErr != nil {
+			// Not wrapped: whose the account is is unknown, so a
+			// conflict of the Role must not decide the answer.
+			err = fmt.Errorf("%w (the Role: %s)", err, roleErr.Error())
+		}
+		return Result{Created: created}, err
+	case !acct.eligible():
+		return Result{Created: created}, nil
+	case roleErr != nil:
+		return Result{Created: created}, roleErr
+	}
+	return e.grant(ctx, acct, created, progress, g[1])
+}
+
+// restore is the reconciler's: the account, read live and never created,
+// then, if it exists and is eligible, its Role and RoleBinding.
+func (e *Ensurer) restore(ctx context.Context, namespace, serviceAccount string, progress func(string)) (Result, error) {
+	w := accountOf(namespace, serviceAccount)
+	obj, err := e.read(ctx, w, "reading "+w.String()+" from the API server", progress)
+	if err != nil {
+		ensures.WithLabelValues(w.kind, "error").Inc()
+		return Result{}, err
+	}
+	acct := accountMissing
+	if obj != nil {
+		acct = classify(obj)
+	}
+	ensures.WithLabelValues(w.kind, acct.existing()).Inc()
+	if !acct.eligible() {
+		return Result{}, nil
+	}
+	g := grants(namespace, serviceAccount)
+	return e.grant(ctx, acct, nil, progress, g[:]...)
+}
+
+// grant ensures, in order, the Role and RoleBinding of an eligible account
+// (or what is left of them), stopping at the first that fails.
+func (e *Ensurer) grant(ctx context.Context, acct account, created []Created, progress func(string), objs ...wanted) (Result, error) {
+	for _, w := range objs {
+		obj, err := e.ensureOne(ctx, w, progress)
+		created = appendCreated(created, w.kind, obj)
+		if err != nil {
+			return Result{Created: created}, err
+		}
+	}
+	res := acct.result()
+	res.Created = created
+	return res, nil
+}
+
+func appendCreated(created []Created, kind string, obj client.Object) []Created {
+	if obj == nil {
+		return created
+	}
+	return append(created, Created{Kind: kind, Object: obj})
+}
+
+// createAccount creates the account; one that exists already (read live)
+// is judged by whose it is. It returns the object if this call created it.
+func (e *Ensurer) createAccount(ctx context.Context, w wanted, progress func(string)) (client.Object, account, error) {
+	obj, err := e.create(ctx, w, progress)
+	var existing *existingError
+	switch {
+	case err == nil:
+		ensures.WithLabelValues(w.kind, "created").Inc()
+		return obj, accountManaged, nil
+	case errors.As(err, &existing):
+		acct := classify(existing.obj)
+		ensures.WithLabelValues(w.kind, acct.existing()).Inc()
+		return nil, acct, nil
+	default:
+		ensures.WithLabelValues(w.kind, "error").Inc()
+		return nil, accountMissing, err
+	}
+}
+
+// ensureOne ensures a Role or RoleBinding: found by lookup, or created;
+// one that exists already (read live) is accepted if it grants exactly
+// what ours would, and remembered if it is not labelled as ours (the cache
+// never shows it). It returns the object if this call created it.
+func (e *Ensurer) ensureOne(ctx context.Context, w wanted, progress func(string)) (client.Object, error) {
+	src, err := e.lookupGrant(ctx, w)
+	switch {
+	case err != nil:
+		ensures.WithLabelValues(w.kind, resultOf(err)).Inc()
+		return nil, err
+	case src != missing:
+		ensures.WithLabelValues(w.kind, src.result()).Inc()
+		return nil, nil
+	}
+	cacheMisses.WithLabelValues(w.kind).Inc()
+	obj, err := e.create(ctx, w, progress)
+	var existing *existingError
+	switch {
+	case errors.As(err, &existing):
+		if err := w.accept(existing.obj); err != nil {
+			ensures.WithLabelValues(w.kind, resultOf(err)).Inc()
+			return nil, err
+		}
+		if !IsManaged(existing.obj) {
+			e.remember(ctx, w, existing.obj)
+		}
+		ensures.WithLabelValues(w.kind, "existing").Inc()
+		return nil, nil
+	case err != nil:
+		ensures.WithLabelValues(w.kind, resultOf(err)).Inc()
+		return nil, err
+	}
+	ensures.WithLabelValues(w.kind, "created").Inc()
+	return obj, nil
+}
+
+func resultOf(err error) string {
+	if IsConflict(err) {
+		return "conflict"
+	}
+	return "error"
+}
