@@ -104,8 +104,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(),
 		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
 	}
-	touching, err := setupReconciler(mgr, o, ensurer)
-	if err != nil {
+	if err := setupReconciler(mgr, o, ensurer); err != nil {
 		return nil, err
 	}
 	handler := &tpadmission.PodHandler{
@@ -113,7 +112,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		Namespaces:       mgr.GetCache(),
 		LiveNamespaces:   mgr.GetAPIReader(),
 		LiveReadTimeout:  o.EnsureTimeout / 3,
-		Ensurer:          touching,
+		Ensurer:          ensurer,
 		EnsureTimeout:    o.EnsureTimeout,
 		Recorder:         mgr.GetEventRecorder(eventSource),
 		ServedNamespaces: o.Namespaces,
