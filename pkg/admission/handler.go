@@ -6,6 +6,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -14,7 +15,6 @@ import (
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/events"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,13 +42,18 @@ type PodHandler struct {
 	// LiveNamespaces, if set, reads one Namespace from the API server (an
 	// uncached reader) to confirm a "not opted in" from the cache.
 	LiveNamespaces client.Reader
-	// LiveReadTimeout bounds that read, so that the ensure step after it
-	// still answers within kube-apiserver's timeout.
-	LiveReadTimeout time.Duration
+	// Limiter, if set, is waited on before each live namespace read: the
+	// webhook's API traffic that forged reviews could trigger is bounded.
+	// The Ensurer waits on the same one before its writes. A wait that
+	// cannot end within the read's deadline fails the admission (500).
+	Limiter Limiter
 	// Ensurer ensures the ServiceAccount and its RBAC.
 	Ensurer Ensurer
-	// EnsureTimeout bounds the ensure step so that the webhook answers, with a
-	// clear error, before kube-apiserver gives up on it.
+	// EnsureTimeout is the deadline of each admission, counted from the
+	// start of Handle, so that the webhook answers, with a clear error,
+	// before kube-apiserver gives up on it: the live namespace read takes
+	// at most its first third (limiter waits included), the ensure what is
+	// left. Zero: no deadline of the webhook's own.
 	EnsureTimeout time.Duration
 	// Recorder, if set, reports denials and created objects as Events.
 	Recorder events.EventRecorder
@@ -57,18 +62,21 @@ type PodHandler struct {
 	// namespace is denied with a message saying so, rather than half-injected
 	// or failing on a cache that does not cover it.
 	ServedNamespaces []string
+
+	// reads shares the live namespace reads of concurrent admissions.
+	reads namespaceReads
 }
 
 // Handle implements admission.Handler.
 func (h *PodHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
 	pod := &corev1.Pod{}
-	v := h.admitPod(ctx, req, pod)
+	v := h.admitPod(ctx, start, req, pod)
 	h.record(ctx, req, v, subject{kind: "Pod", resource: resourcePod, meta: &pod.ObjectMeta, spec: &pod.Spec, object: pod}, start)
 	return v.resp
 }
 
-func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *corev1.Pod) verdict {
+func (h *PodHandler) admitPod(ctx context.Context, start time.Time, req admission.Request, pod *corev1.Pod) verdict {
 	if req.Operation != admissionv1.Create || req.Kind.Group != "" || req.Kind.Kind != "Pod" || req.SubResource != "" {
 		return skip(reasonNotHandled, "only pod creation is handled")
 	}
@@ -81,22 +89,23 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	if _, mirror := pod.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
 		return skip(reasonMirrorPod, "mirror pods (annotation "+corev1.MirrorPodAnnotationKey+") may not use ServiceAccount tokens")
 	}
-	if v, done := h.screen(ctx, req, &pod.ObjectMeta); done {
+	policy, v, done := h.screen(ctx, start, req, &pod.ObjectMeta)
+	if done {
 		return v
 	}
 	if v, forged := namespaceMismatch(req, &pod.ObjectMeta); forged {
 		return v
 	}
-	res, err := mutate.Mutate(pod, h.Config)
+	res, err := mutate.Mutate(pod, policy.cfg)
 	if err != nil {
 		return deny(reasonInvalid, err.Error())
 	}
-	ensured, v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount)
+	ensured, v, failed := h.ensure(ctx, start, req, res.Spec.ServiceAccount)
 	if failed {
 		return v
 	}
 	res.Restate(pod, ensured)
-	res.Warnings = appendIf(res.Warnings, noRBACWarning(req.Namespace, res.Spec.ServiceAccount, ensured))
+	res.Warnings = appendIf(policy.with(res.Warnings), noRBACWarning(req.Namespace, res.Spec.ServiceAccount, ensured))
 	if res.Changes.Empty() {
 		return verdict{resp: admission.Allowed("already injected").WithWarnings(res.Warnings...), outcome: outcomeUnchanged, reason: reasonInjected}
 	}
@@ -107,30 +116,54 @@ func (h *PodHandler) admitPod(ctx context.Context, req admission.Request, pod *c
 	return verdict{resp: admission.Patched("", ops...).WithWarnings(res.Warnings...), outcome: outcomeMutated, reason: reasonInjected}
 }
 
+// policy is what a namespace lets its pods ask for: the flags narrowed by
+// its annotations, and the warnings that go with it.
+type policy struct {
+	cfg      mutate.Config
+	warnings []string
+}
+
+// with puts the policy's warnings before a pod's.
+func (p policy) with(warnings []string) []string {
+	if len(p.warnings) == 0 {
+		return warnings
+	}
+	return append(slices.Clip(p.warnings), warnings...)
+}
+
 // screen applies the skip and deny rules that come before the annotations
-// are read: trigger, opt-out, namespace. meta is the pod's or the pod
-// template's metadata; the namespace is always the request's.
-func (h *PodHandler) screen(ctx context.Context, req admission.Request, meta *metav1.ObjectMeta) (verdict, bool) {
+// are read: trigger, opt-out, namespace, the namespace's policy. meta is
+// the pod's or the pod template's metadata; the namespace is always the
+// request's.
+func (h *PodHandler) screen(ctx context.Context, start time.Time, req admission.Request, meta *metav1.ObjectMeta) (policy, verdict, bool) {
 	switch {
 	case !mutate.Triggered(meta.Annotations):
-		return skip(reasonNoAudience, "no "+mutate.AnnotationAudience+" annotation"), true
+		return policy{}, skip(reasonNoAudience, "no "+mutate.AnnotationAudience+" annotation"), true
 	case meta.Labels[mutate.LabelInject] == mutate.InjectDisabled:
-		return skip(reasonPodOptedOut, "pod labelled "+mutate.LabelInject+"="+mutate.InjectDisabled), true
+		return policy{}, skip(reasonPodOptedOut, "pod labelled "+mutate.LabelInject+"="+mutate.InjectDisabled), true
 	case req.Namespace == "":
-		return errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("the request names no namespace")), true
+		return policy{}, errored(http.StatusBadRequest, reasonBadRequest, fmt.Errorf("the request names no namespace")), true
 	}
-	optedIn, err := h.optedIn(ctx, req.Namespace)
-	if err != nil {
-		return errored(http.StatusInternalServerError, reasonNamespaceLookup, err), true
-	}
-	if !optedIn {
-		return skip(reasonNamespaceNotIn, "namespace "+req.Namespace+" is not labelled "+mutate.LabelInject+"="+mutate.InjectEnabled), true
+	annotations, optedIn, err := h.optedIn(ctx, req.Namespace, start)
+	switch {
+	case err != nil && rateLimited(err):
+		return policy{}, errored(http.StatusInternalServerError, reasonRateLimited, err), true
+	case err != nil:
+		return policy{}, errored(http.StatusInternalServerError, reasonNamespaceLookup, err), true
+	case !optedIn:
+		return policy{}, skip(reasonNamespaceNotIn, "namespace "+req.Namespace+" is not labelled "+mutate.LabelInject+"="+mutate.InjectEnabled), true
 	}
 	if len(h.ServedNamespaces) > 0 && !slices.Contains(h.ServedNamespaces, req.Namespace) {
-		return deny(reasonNamespaceNotServed, fmt.Sprintf("namespace %s is labelled %s=%s but is not served by this webhook, which may only write in %s (--namespaces); "+
+		return policy{}, deny(reasonNamespaceNotServed, fmt.Sprintf("namespace %s is labelled %s=%s but is not served by this webhook, which may only write in %s (--namespaces); "+
 			"ask the cluster admin to add it, or remove the label", req.Namespace, mutate.LabelInject, mutate.InjectEnabled, strings.Join(h.ServedNamespaces, ", "))), true
 	}
-	return verdict{}, false
+	// A malformed annotation denies: falling back on the wider flags would
+	// hand out what the namespace's admin meant to forbid.
+	cfg, warnings, err := h.Config.ForNamespace(req.Namespace, annotations)
+	if err != nil {
+		return policy{}, deny(reasonNamespacePolicy, err.Error()), true
+	}
+	return policy{cfg: cfg, warnings: warnings}, verdict{}, false
 }
 
 // namespaceMismatch denies an object whose metadata.namespace differs from
@@ -145,24 +178,33 @@ func namespaceMismatch(req admission.Request, meta *metav1.ObjectMeta) (verdict,
 
 // ensure makes the pod's identity exist and says what was ensured;
 // serviceAccount "" (the pod runs as default) ensures nothing. Each admission
-// answers by its own deadline (EnsureTimeout within the request's), even
-// while it waits on an ensure another admission started.
-func (h *PodHandler) ensure(ctx context.Context, req admission.Request, serviceAccount string) (mutate.Identity, verdict, bool) {
+// answers by its own deadline, even while it waits on an ensure another
+// admission started: EnsureTimeout from start, the one deadline the live
+// namespace read (confirmOptIn) had the first third of, so that the slowest
+// answer takes EnsureTimeout, whichever step is slow.
+func (h *PodHandler) ensure(ctx context.Context, start time.Time, req admission.Request, serviceAccount string) (mutate.Identity, verdict, bool) {
 	if serviceAccount == "" {
 		return mutate.Identity{}, verdict{}, false
 	}
 	if h.EnsureTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.EnsureTimeout)
+		ctx, cancel = context.WithDeadline(ctx, start.Add(h.EnsureTimeout))
 		defer cancel()
 	}
-	res, err := h.Ensurer.Ensure(ctx, req.Namespace, serviceAccount, req.DryRun != nil && *req.DryRun)
-	h.recordCreated(res.Created)
+	dryRun := req.DryRun != nil && *req.DryRun
+	res, err := h.Ensurer.Ensure(ctx, req.Namespace, serviceAccount, dryRun)
+	if !dryRun { // a dry run writes nothing, Events included
+		h.recordCreated(res.Created)
+	}
 	switch {
 	case err == nil:
 		return mutate.Identity{RBAC: res.RBAC, ManagedAccount: res.ManagedAccount}, verdict{}, false
 	case rbac.IsConflict(err):
 		return mutate.Identity{}, deny(reasonRBACConflict, err.Error()), true
+	case errors.Is(err, context.DeadlineExceeded) && h.EnsureTimeout > 0:
+		return mutate.Identity{}, errored(http.StatusInternalServerError, reasonEnsure,
+			fmt.Errorf("ensuring ServiceAccount %s/%s and its token RBAC did not finish within --ensure-timeout (%s, counted from the start of the admission): %w",
+				req.Namespace, serviceAccount, h.EnsureTimeout, err)), true
 	default:
 		return mutate.Identity{}, errored(http.StatusInternalServerError, reasonEnsure,
 			fmt.Errorf("ensuring ServiceAccount %s/%s and its token RBAC: %w", req.Namespace, serviceAccount, err)), true
@@ -186,19 +228,4 @@ func appendIf(warnings []string, w string) []string {
 		return warnings
 	}
 	return append(warnings, w)
-}
-
-// optedIn answers from the cache when it says "opted in"; a miss or an
-// unlabelled namespace is confirmed with a live read (confirmOptIn), since
-// the cache may not have seen a label set a moment ago.
-func (h *PodHandler) optedIn(ctx context.Context, namespace string) (bool, error) {
-	ns := namespaceMeta()
-	err := h.Namespaces.Get(ctx, client.ObjectKey{Name: namespace}, ns)
-	switch {
-	case err == nil && labelledIn(ns):
-		return true, nil
-	case err != nil && !apierrors.IsNotFound(err):
-		return false, fmt.Errorf("reading namespace %s from cache: %w", namespace, err)
-	}
-	return h.confirmOptIn(ctx, namespace)
 }

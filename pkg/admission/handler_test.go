@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,11 +32,15 @@ type stubEnsurer struct {
 	// foreign reports every account as an existing one that is neither
 	// the webhook's nor labelled by its owner.
 	foreign bool
-	calls   []string
+
+	mu    sync.Mutex // admissions may run concurrently
+	calls []string
 }
 
 func (s *stubEnsurer) Ensure(_ context.Context, ns, sa string, dryRun bool) (rbac.Result, error) {
+	s.mu.Lock()
 	s.calls = append(s.calls, ns+"/"+sa)
+	s.mu.Unlock()
 	if s.err != nil {
 		return rbac.Result{}, s.err
 	}

@@ -2,7 +2,10 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +23,13 @@ const (
 	liveError      = "error"
 )
 
+// Limiter bounds the webhook's own API traffic; *rate.Limiter is one. Wait
+// returns once a request may go, or at once with an error if none may
+// before ctx's deadline.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
 func namespaceMeta() *metav1.PartialObjectMetadata {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
@@ -27,7 +37,28 @@ func namespaceMeta() *metav1.PartialObjectMetadata {
 }
 
 func labelledIn(ns *metav1.PartialObjectMetadata) bool {
-	return ns.Labels[mutate.LabelInject] == mutate.InjectEnabled
+	return ns != nil && ns.Labels[mutate.LabelInject] == mutate.InjectEnabled
+}
+
+// optedIn says whether namespace is opted in and, if it is, returns its
+// annotations (the namespace policy). The cache answers when it says "opted
+// in"; a miss or an unlabelled namespace is confirmed with a live read
+// (confirmOptIn), whose object then supplies the annotations, since the
+// cache may not have seen a label set a moment ago.
+func (h *PodHandler) optedIn(ctx context.Context, namespace string, start time.Time) (map[string]string, bool, error) {
+	ns := namespaceMeta()
+	err := h.Namespaces.Get(ctx, client.ObjectKey{Name: namespace}, ns)
+	switch {
+	case err == nil && labelledIn(ns):
+		return ns.Annotations, true, nil
+	case err != nil && !apierrors.IsNotFound(err):
+		return nil, false, fmt.Errorf("reading namespace %s from cache: %w", namespace, err)
+	}
+	live, err := h.confirmOptIn(ctx, namespace, start)
+	if err != nil || !labelledIn(live) {
+		return nil, false, err
+	}
+	return live.Annotations, true, nil
 }
 
 // confirmOptIn reads the namespace from the API server when the cache says
@@ -37,35 +68,179 @@ func labelledIn(ns *metav1.PartialObjectMetadata) bool {
 // kube-apiserver only sends pods of labelled namespaces, so this read happens
 // on such races (and on forged requests), not on the warm path.
 //
-// A namespace that is really not labelled, or does not exist, is skipped
-// with no writes. A failed read is the webhook's own failure (500): the
-// namespaceSelector says the namespace is labelled, so skipping would
-// silently start the pod without its token, whereas an error fails the
-// creation visibly (failurePolicy Fail) and its controller retries it.
-func (h *PodHandler) confirmOptIn(ctx context.Context, namespace string) (bool, error) {
+// The read takes at most the first third of the admission's deadline
+// (EnsureTimeout from start), waiting on the Limiter included, so that the
+// ensure after it still answers within kube-apiserver's timeout. Concurrent
+// admissions in one namespace share one read (namespaceReads).
+//
+// It returns nil for a namespace that does not exist. A failed read, or one
+// the Limiter does not allow in time, is the webhook's own failure (500),
+// never a skip: the namespaceSelector says the namespace is labelled, so
+// skipping would silently start the pod without its token, whereas an error
+// fails the creation visibly (failurePolicy Fail) and its controller
+// retries it. No "not opted in" answer is ever remembered: it would let a
+// forged review make the real pods of a namespace labelled a moment later
+// skip injection.
+func (h *PodHandler) confirmOptIn(ctx context.Context, namespace string, start time.Time) (*metav1.PartialObjectMetadata, error) {
 	if h.LiveNamespaces == nil {
-		return false, nil
+		return nil, nil
 	}
-	if h.LiveReadTimeout > 0 {
+	share := h.EnsureTimeout / 3
+	if h.EnsureTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h.LiveReadTimeout)
+		ctx, cancel = context.WithDeadline(ctx, start.Add(share))
 		defer cancel()
 	}
+	ns, err := h.reads.get(ctx, namespace, h.readNamespace)
+	var limited *rateLimitedError
+	switch {
+	case errors.As(err, &limited):
+		return nil, fmt.Errorf("namespace %s is not labelled %s=%s in the webhook's cache, and the webhook's API rate limit (--api-qps, --api-burst) was reached "+
+			"before it could read it from the API server to confirm: %w", namespace, mutate.LabelInject, mutate.InjectEnabled, limited.err)
+	case err != nil && errors.Is(err, context.DeadlineExceeded) && h.EnsureTimeout > 0:
+		return nil, fmt.Errorf("namespace %s is not labelled %s=%s in the webhook's cache, and reading it from the API server to confirm failed: "+
+			"no answer within %s (a third of --ensure-timeout): %w", namespace, mutate.LabelInject, mutate.InjectEnabled, share, err)
+	case err != nil:
+		return nil, fmt.Errorf("namespace %s is not labelled %s=%s in the webhook's cache, and reading it from the API server to confirm failed: %w",
+			namespace, mutate.LabelInject, mutate.InjectEnabled, err)
+	}
+	return ns, nil
+}
+
+// rateLimitedError is a live read the Limiter did not allow in time.
+type rateLimitedError struct{ err error }
+
+func (e *rateLimitedError) Error() string { return "rate limited: " + e.err.Error() }
+
+// rateLimited reports whether err is, or wraps, a *rateLimitedError. (Its
+// own function: the target errors.As needs escapes, an allocation the warm
+// path, which has no error, should not pay.)
+func rateLimited(err error) bool {
+	var limited *rateLimitedError
+	return errors.As(err, &limited)
+}
+
+// readNamespace is one live read, after the Limiter allows it; nil for a
+// namespace that does not exist.
+func (h *PodHandler) readNamespace(ctx context.Context, namespace string, sending func()) (*metav1.PartialObjectMetadata, error) {
+	if h.Limiter != nil {
+		if err := h.Limiter.Wait(ctx); err != nil {
+			return nil, &rateLimitedError{err: err}
+		}
+	}
+	sending()
 	ns := namespaceMeta()
 	err := h.LiveNamespaces.Get(ctx, client.ObjectKey{Name: namespace}, ns)
 	switch {
 	case apierrors.IsNotFound(err):
 		liveReads.WithLabelValues(liveNotFound).Inc()
-		return false, nil
+		return nil, nil
 	case err != nil:
 		liveReads.WithLabelValues(liveError).Inc()
-		return false, fmt.Errorf("namespace %s is not labelled %s=%s in the webhook's cache, and reading it from the API server to confirm failed: %w",
-			namespace, mutate.LabelInject, mutate.InjectEnabled, err)
+		return nil, err
 	case labelledIn(ns):
 		liveReads.WithLabelValues(liveOptedIn).Inc()
-		return true, nil
 	default:
 		liveReads.WithLabelValues(liveNotOptedIn).Inc()
-		return false, nil
 	}
+	return ns, nil
+}
+
+// namespaceReads lets concurrent admissions in one namespace share one live
+// read. A read runs detached from the admission that started it, under that
+// admission's deadline, so that one caller going away fails no other; each
+// caller waits for it or for its own deadline.
+//
+// A caller that joins a read whose request has already gone out may get an
+// answer from before a label kube-apiserver has since seen. So it takes
+// "opted in" and errors from such a read (neither skips a pod), but not
+// "not opted in": for that it reads again, joining the next read, which is
+// sent after it arrived. Every caller therefore waits for at most two reads,
+// and a namespace has at most one read in flight.
+type namespaceReads struct {
+	mu sync.Mutex
+	// clock orders arrivals and sends: a read answers a caller for sure
+	// if it was sent after the caller arrived.
+	clock   uint64
+	flights map[string]*namespaceRead
+}
+
+// namespaceRead is one shared live read.
+type namespaceRead struct {
+	done chan struct{}
+	ns   *metav1.PartialObjectMetadata // shared: read only
+	err  error
+	// sentAt is the clock when the request went out (0: not yet); set
+	// under namespaceReads.mu, read by callers once done is closed.
+	sentAt uint64
+	// callers counts the admissions that waited on it, for tests.
+	callers int
+}
+
+type readFunc func(ctx context.Context, namespace string, sending func()) (*metav1.PartialObjectMetadata, error)
+
+func (r *namespaceReads) get(ctx context.Context, namespace string, read readFunc) (*metav1.PartialObjectMetadata, error) {
+	r.mu.Lock()
+	r.clock++
+	arrived := r.clock
+	r.mu.Unlock()
+	for {
+		f := r.join(ctx, namespace, read)
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
+		if f.sentAt > arrived || f.err != nil || labelledIn(f.ns) {
+			return f.ns, f.err
+		}
+	}
+}
+
+// join returns the namespace's read in flight, starting one if none is.
+func (r *namespaceReads) join(ctx context.Context, namespace string, read readFunc) *namespaceRead {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.flights[namespace]
+	if !ok {
+		f = &namespaceRead{done: make(chan struct{})}
+		if r.flights == nil {
+			r.flights = map[string]*namespaceRead{}
+		}
+		r.flights[namespace] = f
+		detached := context.WithoutCancel(ctx)
+		cancel := context.CancelFunc(func() {})
+		if deadline, ok := ctx.Deadline(); ok {
+			detached, cancel = context.WithDeadline(detached, deadline)
+		}
+		go func() {
+			defer cancel()
+			ns, err := read(detached, namespace, func() {
+				r.mu.Lock()
+				r.clock++
+				f.sentAt = r.clock
+				r.mu.Unlock()
+			})
+			r.mu.Lock()
+			f.ns, f.err = ns, err
+			// Forgotten before it is answered: a caller that comes later
+			// starts a read of its own.
+			delete(r.flights, namespace)
+			r.mu.Unlock()
+			close(f.done)
+		}()
+	}
+	f.callers++
+	return f
+}
+
+// waiting is how many admissions have joined namespace's read in flight
+// (0: none in flight), for tests.
+func (r *namespaceReads) waiting(namespace string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if f, ok := r.flights[namespace]; ok {
+		return f.callers
+	}
+	return 0
 }

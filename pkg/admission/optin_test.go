@@ -67,11 +67,11 @@ func TestLiveNamespaceRead(t *testing.T) {
 			}).Build()
 			ens := &stubEnsurer{}
 			h := &PodHandler{
-				Config:          mutate.DefaultConfig(),
-				Namespaces:      fake.NewClientBuilder().WithObjects(tc.cached...).Build(),
-				LiveNamespaces:  live,
-				LiveReadTimeout: time.Minute,
-				Ensurer:         ens,
+				Config:         mutate.DefaultConfig(),
+				Namespaces:     fake.NewClientBuilder().WithObjects(tc.cached...).Build(),
+				LiveNamespaces: live,
+				EnsureTimeout:  3 * time.Minute,
+				Ensurer:        ens,
 			}
 			before := 0.0
 			if tc.result != "" {

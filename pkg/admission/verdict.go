@@ -35,6 +35,8 @@ const (
 	reasonRBACConflict       = "rbac-conflict"
 	reasonBadRequest         = "bad-request"
 	reasonNamespaceLookup    = "namespace-lookup"
+	reasonNamespacePolicy    = "namespace-policy"
+	reasonRateLimited        = "rate-limited"
 	reasonEnsure             = "ensure"
 	reasonInjected           = "injected"
 	reasonEnsured            = "ensured"
@@ -83,7 +85,7 @@ func (s subject) displayName() string {
 	return s.meta.GenerateName
 }
 
-// record counts, logs and, for denials, reports one decision. Tokens never
+// record counts, logs and, for denials of real requests, reports one decision. Tokens never
 // appear in what admission sees, so nothing here can log one.
 func (h *PodHandler) record(ctx context.Context, req admission.Request, v verdict, s subject, start time.Time) {
 	admissions.WithLabelValues(s.resource, v.outcome, v.reason).Inc()
@@ -95,12 +97,13 @@ func (h *PodHandler) record(ctx context.Context, req admission.Request, v verdic
 	// encodes WithValues' fields at once, even for a line its level then
 	// drops (skips log at V(1)); zap.Logger.With was 4.7 % of the webhook's
 	// CPU under load (make bench profile), this call part of it.
+	dryRun := req.DryRun != nil && *req.DryRun
 	log := logf.FromContext(ctx)
 	kvs := []any{
 		"kind", s.kind, "namespace", req.Namespace, "name", s.displayName(), "operation", req.Operation,
 		"outcome", v.outcome, "reason", v.reason, "serviceAccount", serviceAccount,
 		"audiences", s.meta.Annotations[mutate.AnnotationAudience],
-		"dryRun", req.DryRun != nil && *req.DryRun, "duration", time.Since(start),
+		"dryRun", dryRun, "duration", time.Since(start),
 	}
 	switch v.outcome {
 	case outcomeErrored:
@@ -110,7 +113,9 @@ func (h *PodHandler) record(ctx context.Context, req admission.Request, v verdic
 	default:
 		log.Info("Admission decided", kvs...)
 	}
-	if v.outcome == outcomeDenied && h.Recorder != nil && req.Namespace != "" {
+	// An Event is a write, and a dry-run request makes none at all
+	// (sideEffects: NoneOnDryRun): its denial is in the answer and the log.
+	if v.outcome == outcomeDenied && h.Recorder != nil && req.Namespace != "" && !dryRun {
 		h.Recorder.Eventf(eventSubject(s, req.Namespace), nil, corev1.EventTypeWarning, "TokenInjectionDenied", "Admit",
 			"%s", truncate(v.resp.Result.Message))
 	}

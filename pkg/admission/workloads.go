@@ -69,12 +69,12 @@ func (h *WorkloadHandler) Handle(ctx context.Context, req admission.Request) adm
 	start := time.Now()
 	var w workload
 	tmpl := &corev1.PodTemplateSpec{}
-	v := h.admitWorkload(ctx, req, &w, &tmpl)
+	v := h.admitWorkload(ctx, start, req, &w, &tmpl)
 	h.record(ctx, req, v, subject{kind: req.Kind.Kind, resource: resourceWorkload, meta: &tmpl.ObjectMeta, spec: &tmpl.Spec, object: &w, name: w.Name}, start)
 	return v.resp
 }
 
-func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Request, w *workload, tmpl **corev1.PodTemplateSpec) verdict {
+func (h *WorkloadHandler) admitWorkload(ctx context.Context, start time.Time, req admission.Request, w *workload, tmpl **corev1.PodTemplateSpec) verdict {
 	if (req.Operation != admissionv1.Create && req.Operation != admissionv1.Update) || !workloadKinds[req.Kind.Group][req.Kind.Kind] || req.SubResource != "" {
 		return skip(reasonNotHandled, "only workload creation and update are handled")
 	}
@@ -95,7 +95,8 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Reque
 	if unchangedTemplate(req, *tmpl) {
 		return skip(reasonTemplateUnchanged, "the pod template asks for nothing new (same "+mutate.Prefix+"* annotations and labels, same service account)")
 	}
-	if v, done := h.screen(ctx, req, &(*tmpl).ObjectMeta); done {
+	policy, v, done := h.screen(ctx, start, req, &(*tmpl).ObjectMeta)
+	if done {
 		return v
 	}
 	if v, forged := namespaceMismatch(req, &w.ObjectMeta); forged {
@@ -104,15 +105,15 @@ func (h *WorkloadHandler) admitWorkload(ctx context.Context, req admission.Reque
 	// The pod the controller will create from this template, as the pod
 	// webhook will see it: same validation, same conflicts, same messages.
 	pod := &corev1.Pod{ObjectMeta: (*tmpl).ObjectMeta, Spec: (*tmpl).Spec}
-	res, err := mutate.Mutate(pod, h.Config)
+	res, err := mutate.Mutate(pod, policy.cfg)
 	if err != nil {
 		return deny(reasonInvalid, err.Error())
 	}
-	ensured, v, failed := h.ensure(ctx, req, res.Spec.ServiceAccount)
+	ensured, v, failed := h.ensure(ctx, start, req, res.Spec.ServiceAccount)
 	if failed {
 		return v
 	}
-	warnings := appendIf(res.Warnings, noRBACWarning(req.Namespace, res.Spec.ServiceAccount, ensured))
+	warnings := appendIf(policy.with(res.Warnings), noRBACWarning(req.Namespace, res.Spec.ServiceAccount, ensured))
 	return verdict{resp: admission.Allowed("").WithWarnings(warnings...), outcome: outcomeUnchanged, reason: reasonEnsured}
 }
 

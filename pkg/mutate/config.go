@@ -3,6 +3,7 @@ package mutate
 import (
 	"fmt"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -16,7 +17,34 @@ type Config struct {
 	// AllowedAudiences are path.Match globs; empty allows every audience.
 	// See audienceAllowed for the rule.
 	AllowedAudiences []string
+
+	// The fields below are set by ForNamespace, from the policy annotations
+	// of the pod's Namespace; the denials and warnings name them.
+
+	// Namespace is the namespace whose annotations narrowed this
+	// configuration; empty: the flags alone apply.
+	Namespace string
+	// NamespaceAudiences, if set, are the namespace's globs: an audience
+	// must match one of them as well as one of AllowedAudiences.
+	NamespaceAudiences []string
+	// MaxFromNamespace: MaxExpiration is the namespace's, below the flag's.
+	MaxFromNamespace bool
+	// DefaultFrom says where DefaultExpiration came from.
+	DefaultFrom DefaultSource
 }
+
+// DefaultSource is where a Config's DefaultExpiration came from.
+type DefaultSource int
+
+const (
+	// DefaultFromFlags is --default-expiration.
+	DefaultFromFlags DefaultSource = iota
+	// DefaultFromNamespace is the namespace's default-expiration annotation.
+	DefaultFromNamespace
+	// DefaultClamped is --default-expiration lowered to the namespace's
+	// max-expiration, which is below it.
+	DefaultClamped
+)
 
 // DefaultConfig is the configuration of a webhook started without flags.
 func DefaultConfig() Config {
@@ -51,14 +79,60 @@ func (c Config) Validate() error {
 // "https://sts.example.com/aws" but not ".../aws/prod". '*' stops at '/' on
 // purpose: were it to cross it, "*.example.com" would also allow
 // "https://evil.example.org/.example.com".
+// A namespace's globs (NamespaceAudiences) narrow the flag's: the audience
+// must match one of each list.
 func (c Config) audienceAllowed(aud string) bool {
-	if len(c.AllowedAudiences) == 0 {
+	return matchesAny(c.AllowedAudiences, aud) && matchesAny(c.NamespaceAudiences, aud)
+}
+
+// matchesAny: an empty list allows every audience.
+func matchesAny(globs []string, aud string) bool {
+	if len(globs) == 0 {
 		return true
 	}
-	for _, g := range c.AllowedAudiences {
+	for _, g := range globs {
 		if ok, _ := path.Match(g, aud); ok {
 			return true
 		}
 	}
 	return false
+}
+
+// audiencesAccepted says which audiences are accepted, and who decided.
+func (c Config) audiencesAccepted() string {
+	const byFlags = "(set by the cluster admin)"
+	byNamespace := "(" + c.namespaceAnnotation(AnnotationAllowedAudiences) + ")"
+	switch {
+	case len(c.NamespaceAudiences) == 0:
+		return "audiences matching " + strings.Join(c.AllowedAudiences, ", ") + " " + byFlags
+	case len(c.AllowedAudiences) == 0:
+		return "audiences matching " + strings.Join(c.NamespaceAudiences, ", ") + " " + byNamespace
+	}
+	return "audiences matching " + strings.Join(c.AllowedAudiences, ", ") + " " + byFlags +
+		" and matching " + strings.Join(c.NamespaceAudiences, ", ") + " " + byNamespace
+}
+
+// maxSource names where MaxExpiration came from when it is a namespace's.
+func (c Config) maxSource() string {
+	if !c.MaxFromNamespace {
+		return ""
+	}
+	return " (" + c.namespaceAnnotation(AnnotationMaxExpiration) + ")"
+}
+
+// defaultSource says, for the warning when the default applies, where it
+// came from.
+func (c Config) defaultSource() string {
+	switch c.DefaultFrom {
+	case DefaultFromNamespace:
+		return c.namespaceAnnotation(AnnotationDefaultExpiration)
+	case DefaultClamped:
+		return "the webhook's default, lowered to " + c.namespaceAnnotation(AnnotationMaxExpiration)
+	}
+	return "the default"
+}
+
+// namespaceAnnotation names one policy annotation of c's namespace.
+func (c Config) namespaceAnnotation(key string) string {
+	return "namespace " + c.Namespace + "'s " + key
 }

@@ -34,6 +34,17 @@ const (
 	// InjectedTrue is LabelInjected's value.
 	InjectedTrue = "true"
 
+	// AnnotationAllowedAudiences, on a Namespace, narrows --allowed-audiences
+	// for its pods: comma-separated path.Match globs an audience must match
+	// as well.
+	AnnotationAllowedAudiences = Prefix + "allowed-audiences"
+	// AnnotationMaxExpiration, on a Namespace, lowers --max-expiration for
+	// its pods (never raises it): whole seconds or a Go duration.
+	AnnotationMaxExpiration = Prefix + "max-expiration"
+	// AnnotationDefaultExpiration, on a Namespace, is the token lifetime of
+	// its pods that set none: whole seconds or a Go duration.
+	AnnotationDefaultExpiration = Prefix + "default-expiration"
+
 	// VolumeName is the fixed name of the projected volume; with the status
 	// annotation it is what makes the mutation idempotent.
 	VolumeName = "token-projector"

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"fmt"
+	"math"
 	"path"
 	"slices"
 	"strconv"
@@ -100,7 +101,7 @@ func parseAudiences(value string, cfg Config) ([]Audience, error) {
 		case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsSpace(r) || !unicode.IsPrint(r) }):
 			return nil, invalid(field, name, "audiences without spaces or control characters")
 		case !cfg.audienceAllowed(name):
-			return nil, invalid(field, name, "audiences matching %s (set by the cluster admin)", strings.Join(cfg.AllowedAudiences, ", "))
+			return nil, invalid(field, name, "%s", cfg.audiencesAccepted())
 		}
 		file := FileName(name)
 		if strings.HasPrefix(file, ".") {
@@ -138,24 +139,11 @@ func parseExpiration(annotations map[string]string, cfg Config) (int64, string, 
 	raw, ok := annotations[field]
 	if !ok {
 		return int64(cfg.DefaultExpiration / time.Second),
-			fmt.Sprintf("%s not set: tokens expire after %s (the default)", field, human(cfg.DefaultExpiration)), nil
+			field + " not set: tokens expire after " + human(cfg.DefaultExpiration) + " (" + cfg.defaultSource() + ")", nil
 	}
-	accepted := fmt.Sprintf("whole seconds (7200) or a Go duration (2h) from %s to %s", human(MinExpiration), human(cfg.MaxExpiration))
-	value := strings.TrimSpace(raw)
-	var d time.Duration
-	if value != "" && strings.Trim(value, "0123456789") == "" {
-		secs, err := strconv.ParseInt(value, 10, 64)
-		if err != nil || secs > int64(cfg.MaxExpiration/time.Second) {
-			return 0, "", invalid(field, raw, "%s", accepted)
-		}
-		d = time.Duration(secs) * time.Second
-	} else {
-		var err error
-		if d, err = time.ParseDuration(value); err != nil {
-			return 0, "", invalid(field, raw, "%s", accepted)
-		}
-	}
-	if d < MinExpiration || d > cfg.MaxExpiration {
+	accepted := fmt.Sprintf("whole seconds (7200) or a Go duration (2h) from %s to %s%s", human(MinExpiration), human(cfg.MaxExpiration), cfg.maxSource())
+	d, ok := parseLifetime(raw)
+	if !ok || d < MinExpiration || d > cfg.MaxExpiration {
 		return 0, "", invalid(field, raw, "%s", accepted)
 	}
 	var warning string
@@ -164,6 +152,22 @@ func parseExpiration(annotations map[string]string, cfg Config) (int64, string, 
 		warning = fmt.Sprintf("%s %s is not whole seconds: rounded down to %s", field, quote(raw), human(d))
 	}
 	return int64(d / time.Second), warning, nil
+}
+
+// parseLifetime reads whole seconds ("7200") or a Go duration ("2h"),
+// surrounding spaces ignored; ok is false for anything else, seconds
+// beyond what a Duration holds included.
+func parseLifetime(raw string) (time.Duration, bool) {
+	value := strings.TrimSpace(raw)
+	if value != "" && strings.Trim(value, "0123456789") == "" {
+		secs, err := strconv.ParseInt(value, 10, 64)
+		if err != nil || secs > int64(math.MaxInt64/time.Second) {
+			return 0, false
+		}
+		return time.Duration(secs) * time.Second, true
+	}
+	d, err := time.ParseDuration(value)
+	return d, err == nil
 }
 
 // human prints a duration without the trailing zero units Go adds: 24h, 1h30m, 10m.

@@ -50,6 +50,19 @@ type Options struct {
 	// admission. Keep it below the webhook's timeoutSeconds, so that a slow
 	// API server gives the author a clear error rather than a timeout.
 	EnsureTimeout time.Duration
+	// APIQPS and APIBurst bound the API requests admissions make (live
+	// namespace reads, and the Ensurer's creates and reads): one token
+	// bucket of APIBurst, refilled at APIQPS a second, per replica. A
+	// request that gets no token within its admission's deadline fails the
+	// admission (500), never skips it. The warm path makes no request, and
+	// Events go through another client, unlimited. The defaults bound a
+	// flood of forged reviews yet cover the largest legitimate bursts
+	// measured: make bench's cold path (150 new accounts at concurrency 64,
+	// 450 creates at about 250 a second) fits in the burst, and make load's
+	// long run (1 000 new accounts from 64 clients, 3 000 creates at about
+	// that pace) never drains it at 200 a second.
+	APIQPS   float64
+	APIBurst int
 	// Namespaces, if set, restricts the webhook's caches to these namespaces:
 	// the namespaced RBAC scope, where it may not list cluster-wide.
 	Namespaces []string
@@ -108,6 +121,8 @@ func DefaultOptions() Options {
 		MaxExpiration:          mutate.DefaultMaxExpiration,
 		DefaultExpiration:      mutate.DefaultExpiration,
 		EnsureTimeout:          3 * time.Second,
+		APIQPS:                 200,
+		APIBurst:               1000,
 		ShutdownTimeout:        15 * time.Second,
 		GCGrace:                reconcile.DefaultCollectGrace,
 	}
@@ -126,7 +141,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "Address of /healthz and /readyz; 0 disables them.")
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, "Address of the net/http/pprof profiling endpoints; 0 disables them. Loopback only: profiles reveal memory contents.")
 	o.BindPolicyFlags(fs)
-	fs.DurationVar(&o.EnsureTimeout, "ensure-timeout", o.EnsureTimeout, "Deadline for creating a ServiceAccount and its RBAC on admission; keep it below the webhook's timeoutSeconds.")
+	fs.DurationVar(&o.EnsureTimeout, "ensure-timeout", o.EnsureTimeout, "Deadline of each admission, from its start: a third of it at most for the live read of a namespace the cache says is not opted in, the rest for creating the ServiceAccount and its RBAC. Keep it below the webhook's timeoutSeconds.")
+	fs.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "API requests a second that admissions may make (live namespace reads, creating ServiceAccounts, Roles and RoleBindings), refilling a bucket of --api-burst; a request that gets none within its admission's deadline fails the admission (500). The warm path makes none.")
+	fs.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "API requests admissions may make at once before --api-qps paces them. The default covers over 300 new ServiceAccounts at once (3 creates each).")
 	fs.Func("namespaces", "Comma-separated namespaces the webhook may serve (namespaced RBAC scope); empty means all.", func(s string) error {
 		o.Namespaces = splitList(s)
 		return nil
@@ -162,6 +179,9 @@ func (o *Options) Validate() error {
 	}
 	if o.EnsureTimeout <= 0 {
 		return fmt.Errorf("ensure timeout must be positive, got %s", o.EnsureTimeout)
+	}
+	if !(o.APIQPS > 0) || o.APIBurst < 1 {
+		return fmt.Errorf("api qps must be positive and api burst at least 1, got %v and %d", o.APIQPS, o.APIBurst)
 	}
 	if o.DrainDelay < 0 || o.ShutdownTimeout < 0 {
 		return fmt.Errorf("drain delay and shutdown timeout must not be negative, got %s and %s", o.DrainDelay, o.ShutdownTimeout)

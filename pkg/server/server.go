@@ -100,6 +100,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		}
 	}
 
+	limiter := newAPILimiter(o.APIQPS, o.APIBurst)
 	ensurer := &rbac.Ensurer{
 		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(),
 		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
@@ -111,7 +112,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		Config:           o.MutateConfig(),
 		Namespaces:       mgr.GetCache(),
 		LiveNamespaces:   mgr.GetAPIReader(),
-		LiveReadTimeout:  o.EnsureTimeout / 3,
+		Limiter:          limiter, // the one --api-qps/--api-burst bucket, shared with the Ensurer's creates and live reads
 		Ensurer:          ensurer,
 		EnsureTimeout:    o.EnsureTimeout,
 		Recorder:         mgr.GetEventRecorder(eventSource),
@@ -180,7 +181,8 @@ func cachedObjects() []client.Object {
 }
 
 // cacheOptions keeps the caches small: Roles and RoleBindings only if ours,
-// and no managed fields or annotations on anything (the webhook reads none).
+// and no managed fields or annotations on anything (the webhook reads none
+// but a namespace's policy, which trimNamespace keeps).
 func cacheOptions(o Options) cache.Options {
 	managed := labels.SelectorFromSet(labels.Set{rbac.LabelManagedBy: rbac.ManagedBy})
 	opts := cache.Options{

@@ -17,7 +17,8 @@ import (
 // The transforms of the Namespace, ServiceAccount, Role and RoleBinding
 // informers keep of each object what the handler, the Ensurer and the
 // reconciler read (name, namespace, uid, resourceVersion, timestamps, the
-// managed-by label, a namespace's or a ServiceAccount's inject label, a Role's rules, a
+// managed-by label, a namespace's or a ServiceAccount's inject label, a
+// namespace's policy annotations, a Role's rules, a
 // RoleBinding's roleRef and subjects) and point whatever every object of ours
 // has in common (those labels, the rule's group, resource and verb, the
 // roleRef's group and kind, the subject's kind and namespace) at one shared
@@ -70,9 +71,40 @@ func shareManagedLabels(m *metav1.ObjectMeta, dropOthers bool) {
 	}
 }
 
+// namespacePolicyAnnotations are the annotations of a namespace the handler
+// reads (mutate.Config.ForNamespace): its admins' policy.
+var namespacePolicyAnnotations = []string{mutate.AnnotationAllowedAudiences, mutate.AnnotationMaxExpiration, mutate.AnnotationDefaultExpiration}
+
+// namespacePolicy keeps of a namespace's annotations its policy only: nil
+// for most namespaces, which set none; the decoded map itself when it holds
+// nothing else.
+func namespacePolicy(annotations map[string]string) map[string]string {
+	n := 0
+	for _, k := range namespacePolicyAnnotations {
+		if _, ok := annotations[k]; ok {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil
+	case len(annotations):
+		return annotations
+	}
+	kept := make(map[string]string, n)
+	for _, k := range namespacePolicyAnnotations {
+		if v, ok := annotations[k]; ok {
+			kept[k] = v
+		}
+	}
+	return kept
+}
+
 func trimNamespace(obj any) (any, error) {
 	if ns, ok := obj.(*metav1.PartialObjectMetadata); ok {
+		policy := namespacePolicy(ns.Annotations)
 		trimMeta(&ns.ObjectMeta)
+		ns.Annotations = policy
 		ns.TypeMeta = sharedTypeMeta(ns.TypeMeta)
 		// Opt-in is the only label read, and only its value "enabled".
 		if ns.Labels[mutate.LabelInject] == mutate.InjectEnabled {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"maps"
 	"reflect"
 	"testing"
 	"time"
@@ -134,6 +135,38 @@ func TestTrimNamespaceKeepsOptIn(t *testing.T) {
 		if got.DeletionTimestamp == nil || got.UID == "" || got.Annotations != nil || got.ManagedFields != nil {
 			t.Errorf("labels %v: metadata %+v", tc.labels, got.ObjectMeta)
 		}
+	}
+}
+
+// TestTrimNamespaceKeepsPolicy: of a namespace's annotations exactly its
+// token-projector.io policy is kept (the handler narrows the flags by it);
+// the others go, and a namespace with nothing else keeps its own map.
+func TestTrimNamespaceKeepsPolicy(t *testing.T) {
+	policy := map[string]string{mutate.AnnotationAllowedAudiences: "vault", mutate.AnnotationMaxExpiration: "30m", mutate.AnnotationDefaultExpiration: "20m"}
+	for _, tc := range []struct {
+		name        string
+		annotations map[string]string
+		want        map[string]string
+	}{
+		{name: "none", annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+		{name: "policy and others", annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "shop",
+			mutate.AnnotationAllowedAudiences: "vault", mutate.AnnotationMaxExpiration: "30m", mutate.AnnotationDefaultExpiration: "20m",
+			mutate.AnnotationExpiration: "2h"}, want: policy},
+		{name: "one of them", annotations: map[string]string{mutate.AnnotationMaxExpiration: "30m", "team": "shop"},
+			want: map[string]string{mutate.AnnotationMaxExpiration: "30m"}},
+	} {
+		ns := &metav1.PartialObjectMetadata{ObjectMeta: asServed(metav1.ObjectMeta{Name: "shop", Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}})}
+		ns.Annotations = tc.annotations
+		out, _ := trimNamespace(ns)
+		if got := out.(*metav1.PartialObjectMetadata).Annotations; !cmp.Equal(got, tc.want) {
+			t.Errorf("%s: kept annotations %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	only := maps.Clone(policy)
+	ns := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "shop", Annotations: only}}
+	out, _ := trimNamespace(ns)
+	if got := out.(*metav1.PartialObjectMetadata).Annotations; reflect.ValueOf(got).Pointer() != reflect.ValueOf(only).Pointer() {
+		t.Error("a namespace with only policy annotations does not keep its own map")
 	}
 }
 

@@ -598,6 +598,7 @@ func TestDeploymentFlagsParse(t *testing.T) {
 		"defaults":         nil,
 		"namespaces":       {"--set", "rbac.scope=namespaces", "--set", "rbac.namespaces={team-a}"},
 		"gc and client CA": {"--set", "gc.enabled=true", "--set", "clientCA.configMap=apiserver-client-ca"},
+		"api rate limit":   {"--set", "apiRateLimit.qps=2.5", "--set", "apiRateLimit.burst=40"},
 		"tokens": {"--set", "tokens.maxExpiration=12h", "--set", "tokens.defaultExpiration=30m", "--set", "tokens.allowedAudiences={vault,*.example.com}",
 			"--set", "metrics.enabled=false", "--set", "ensureTimeout=1500ms", "--set", "extraArgs={--zap-log-level=debug}"},
 	} {
@@ -607,6 +608,12 @@ func TestDeploymentFlagsParse(t *testing.T) {
 				if o.MaxExpiration.String() != "12h0m0s" || o.DefaultExpiration.String() != "30m0s" || !slices.Equal(o.AllowedAudiences, []string{"vault", "*.example.com"}) || o.MetricsBindAddress != "0" || o.EnsureTimeout.String() != "1.5s" {
 					t.Errorf("options = %+v", o)
 				}
+			}
+			if name == "defaults" && (o.APIQPS != 200 || o.APIBurst != 1000) {
+				t.Errorf("--api-qps=%v --api-burst=%d, want 200 and 1000", o.APIQPS, o.APIBurst)
+			}
+			if name == "api rate limit" && (o.APIQPS != 2.5 || o.APIBurst != 40) {
+				t.Errorf("--api-qps=%v --api-burst=%d, want 2.5 and 40", o.APIQPS, o.APIBurst)
 			}
 			if name == "namespaces" && !slices.Equal(o.Namespaces, []string{"team-a"}) {
 				t.Errorf("namespaces = %v", o.Namespaces)
@@ -746,7 +753,13 @@ func TestSchemaRejects(t *testing.T) {
 		"bad duration":          {[]string{"--set", "tokens.maxExpiration=1d"}, "maxExpiration"},
 		"bad namespace name":    {[]string{"--set", "rbac.scope=namespaces", "--set", "rbac.namespaces={Team_A}"}, "namespaces"},
 		"ensureTimeout too long": {[]string{"--set", "ensureTimeout=5s"},
-			"ensureTimeout (5s) must be below webhook.timeoutSeconds (5s)"},
+			"ensureTimeout (5s) must be below webhook.timeoutSeconds (5s): it is the deadline of each whole admission (the live namespace read takes at most a third of it"},
+		"zero api qps":                    {[]string{"--set", "apiRateLimit.qps=0"}, "qps"},
+		"zero api qps string":             {[]string{"--set-string", "apiRateLimit.qps=0.0"}, "qps"},
+		"api qps not a number":            {[]string{"--set-string", "apiRateLimit.qps=fast"}, "qps"},
+		"zero api burst":                  {[]string{"--set", "apiRateLimit.burst=0"}, "burst"},
+		"fractional burst":                {[]string{"--set", "apiRateLimit.burst=1.5"}, "burst"},
+		"unknown rate key":                {[]string{"--set", "apiRateLimit.rate=5"}, "rate"},
 		"namespaces scope, no namespaces": {[]string{"--set", "rbac.scope=namespaces"}, "rbac.namespaces is empty"},
 		"namespaces without the scope":    {[]string{"--set", "rbac.namespaces={team-a}"}, "set rbac.scope=namespaces"},
 		"ServiceMonitor without metrics":  {[]string{"--set", "serviceMonitor.enabled=true", "--set", "metrics.enabled=false"}, "serviceMonitor.enabled needs metrics.enabled"},

@@ -146,6 +146,40 @@ func TestEvents(t *testing.T) {
 	}
 }
 
+// TestDryRunDenialRecordsNoEvent: a dry-run request writes nothing, so its
+// denial records no Event. The same denial for real, made after it, does;
+// Events leave the webhook's recorder in order, so once the real one is
+// stored a dry-run one would have been too.
+func TestDryRunDenialRecordsNoEvent(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, true)
+	bad := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationExpiration: "1s"}
+	if err := env.Admin.Create(ctx, pod(ns, "dry-refused", bad), client.DryRunAll); err == nil {
+		t.Fatal("dry-run pod with a 1s expiry admitted")
+	}
+	if err := env.Admin.Create(ctx, pod(ns, "refused", bad)); err == nil {
+		t.Fatal("pod with a 1s expiry admitted")
+	}
+	var reasons map[string]bool
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var list eventsv1.EventList
+		if err := env.Admin.List(ctx, &list, client.InNamespace(ns)); err != nil {
+			return false, err
+		}
+		reasons = map[string]bool{}
+		for _, e := range list.Items {
+			reasons[e.Reason+"/"+e.Regarding.Name] = true
+		}
+		return reasons["TokenInjectionDenied/refused"], nil
+	})
+	if err != nil {
+		t.Fatalf("no Event for the real denial: %v", err)
+	}
+	if reasons["TokenInjectionDenied/dry-refused"] {
+		t.Errorf("the dry-run denial recorded an Event: %v", reasons)
+	}
+}
+
 func withRestartNever(t corev1.PodTemplateSpec) corev1.PodTemplateSpec {
 	t.Spec.RestartPolicy = corev1.RestartPolicyNever
 	return t

@@ -134,7 +134,7 @@ express.
 {{- $ensure := include "token-projector.durationMillis" .Values.ensureTimeout | int }}
 {{- $timeout := mul .Values.webhook.timeoutSeconds 1000 }}
 {{- if ge $ensure $timeout }}
-{{- fail (printf "ensureTimeout (%s) must be below webhook.timeoutSeconds (%ds): kube-apiserver would give up on the webhook before the webhook can report why creating the ServiceAccount failed" .Values.ensureTimeout (int .Values.webhook.timeoutSeconds)) }}
+{{- fail (printf "ensureTimeout (%s) must be below webhook.timeoutSeconds (%ds): it is the deadline of each whole admission (the live namespace read takes at most a third of it, creating the ServiceAccount the rest), so the slowest answer takes ensureTimeout plus decoding; kube-apiserver would give up on the webhook before the webhook can report why it failed" .Values.ensureTimeout (int .Values.webhook.timeoutSeconds)) }}
 {{- end }}
 {{- if and (eq .Values.rbac.scope "namespaces") (not .Values.rbac.namespaces) }}
 {{- fail "rbac.scope is namespaces but rbac.namespaces is empty: list the namespaces the webhook may serve" }}
