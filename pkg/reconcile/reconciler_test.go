@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -51,21 +52,35 @@ func optedIn(ns string) *corev1.Namespace {
 	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}
 }
 
-func admittedPod(ns, sa string, withRBAC bool) *corev1.Pod {
-	return admittedPodAs(ns, sa, mutate.Identity{RBAC: withRBAC, ManagedAccount: withRBAC})
-}
-
-// admittedPodAs is a pod the webhook admitted with id ensured for sa.
-func admittedPodAs(ns, sa string, id mutate.Identity) *corev1.Pod {
-	status := (&mutate.Spec{ServiceAccount: sa}).Status(sa, id)
+// injectedPod is a pod the webhook injected, running as sa, as the pod
+// cache holds it (labelled, trimmed to its account).
+func injectedPod(ns, sa string) *corev1.Pod {
 	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p-" + sa, Annotations: map[string]string{mutate.AnnotationStatus: status}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "p-" + sa, Labels: map[string]string{mutate.LabelInjected: mutate.InjectedTrue}},
 		Spec:       corev1.PodSpec{ServiceAccountName: sa},
 	}
 }
 
+// forgedPod is a pod whose author wrote, by hand, the status and label the
+// webhook writes, claiming the webhook created sa and ensured its RBAC.
+func forgedPod(ns, sa string) *corev1.Pod {
+	p := injectedPod(ns, sa)
+	p.Name = "forged-" + sa
+	p.Annotations = map[string]string{mutate.AnnotationStatus: (&mutate.Spec{ServiceAccount: sa}).Status(sa, mutate.Identity{RBAC: true, ManagedAccount: true})}
+	return p
+}
+
 func identity(ns, sa string, at time.Time) []client.Object {
 	return []client.Object{created(rbac.ServiceAccount(ns, sa), at), created(rbac.Role(ns, sa), at), created(rbac.RoleBinding(ns, sa), at)}
+}
+
+// labelledAccount is an account its owner labelled for token RBAC.
+func labelledAccount(ns, sa string) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa, Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}
+}
+
+func foreignAccount(ns, sa string) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: sa}}
 }
 
 func request(ns, sa string) ctrl.Request {
@@ -85,6 +100,9 @@ func present(t *testing.T, c client.Client, objs ...client.Object) []bool {
 	return out
 }
 
+// TestCollectsOnlyAfterTTLAndOnlyOurs: an identity unused for the TTL loses
+// its RoleBinding first and, a grace period later, its Role and
+// ServiceAccount; nothing without our label is touched.
 func TestCollectsOnlyAfterTTLAndOnlyOurs(t *testing.T) {
 	ctx := context.Background()
 	now := epoch.Add(2 * time.Hour)
@@ -92,7 +110,7 @@ func TestCollectsOnlyAfterTTLAndOnlyOurs(t *testing.T) {
 	theirs := []client.Object{created(rbac.ServiceAccount("demo", "hand"), epoch)}
 	theirs[0].SetLabels(nil)
 	c := fakeClient(append(append(ours, theirs...), optedIn("demo"))...)
-	r := &Reconciler{Cache: c, Live: c, Writer: c, Ensurer: &recordingEnsurer{}, TTL: time.Hour, Now: func() time.Time { return now }}
+	r := &Reconciler{Cache: c, Live: c, Writer: c, Ensurer: &recordingEnsurer{}, TTL: time.Hour, CollectGrace: time.Minute, Now: func() time.Time { return now }}
 	r.started = epoch
 
 	// Used 40 minutes ago: 20 minutes to go.
@@ -106,17 +124,71 @@ func TestCollectsOnlyAfterTTLAndOnlyOurs(t *testing.T) {
 	}
 
 	now = now.Add(20 * time.Minute)
+	res, err = r.Reconcile(ctx, request("demo", "left"))
+	if err != nil || res.RequeueAfter != time.Minute {
+		t.Fatalf("at the TTL: %+v, %v; want a requeue after the grace of 1m", res, err)
+	}
+	if got := present(t, c, ours...); !cmp.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("first step: present %v, want only the RoleBinding deleted", got)
+	}
+	now = now.Add(30 * time.Second)
+	if res, err := r.Reconcile(ctx, request("demo", "left")); err != nil || res.RequeueAfter != 30*time.Second {
+		t.Fatalf("within the grace: %+v, %v; want a requeue in 30s", res, err)
+	}
+	now = now.Add(30 * time.Second)
 	if _, err := r.Reconcile(ctx, request("demo", "left")); err != nil {
 		t.Fatal(err)
 	}
 	if got := present(t, c, ours...); !cmp.Equal(got, []bool{false, false, false}) {
-		t.Errorf("after the TTL, present: %v", got)
+		t.Errorf("after the grace, present: %v", got)
 	}
 	if _, err := r.Reconcile(ctx, request("demo", "hand")); err != nil {
 		t.Fatal(err)
 	}
 	if !present(t, c, theirs...)[0] {
 		t.Errorf("an unlabelled ServiceAccount was deleted")
+	}
+	if n := r.tracked(); n != 0 {
+		t.Errorf("the reconciler still tracks %d identities after collecting them", n)
+	}
+}
+
+// TestAdmissionElsewhereStopsCollection: a replica other than the leader
+// admits a pod for an identity whose RoleBinding collection has just
+// deleted: it creates the RoleBinding again (its cache misses it), and a pod
+// admitted just before the first step reaches the API server within the
+// grace. Either stops the collection, though the leader saw neither
+// admission.
+func TestAdmissionElsewhereStopsCollection(t *testing.T) {
+	ctx := context.Background()
+	for name, admittedElsewhere := range map[string]func(c client.Client) error{
+		"RoleBinding created again": func(c client.Client) error { return c.Create(ctx, rbac.RoleBinding("demo", "busy")) },
+		"pod in flight stored": func(c client.Client) error {
+			return c.Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "late"}, Spec: corev1.PodSpec{ServiceAccountName: "busy"}})
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			now := epoch.Add(2 * time.Hour)
+			c := fakeClient(append(identity("demo", "busy", epoch), optedIn("demo"))...)
+			r := &Reconciler{Cache: c, Live: c, Writer: c, Ensurer: &recordingEnsurer{}, TTL: time.Hour, CollectGrace: time.Minute, Now: func() time.Time { return now }}
+			r.started = epoch
+			if _, err := r.Reconcile(ctx, request("demo", "busy")); err != nil {
+				t.Fatal(err)
+			}
+			if got := present(t, c, identity("demo", "busy", epoch)...); !cmp.Equal(got, []bool{true, true, false}) {
+				t.Fatalf("first step: present %v, want only the RoleBinding deleted", got)
+			}
+			if err := admittedElsewhere(c); err != nil {
+				t.Fatal(err)
+			}
+			now = now.Add(time.Minute)
+			if _, err := r.Reconcile(ctx, request("demo", "busy")); err != nil {
+				t.Fatal(err)
+			}
+			if got := present(t, c, identity("demo", "busy", epoch)[:2]...); !cmp.Equal(got, []bool{true, true}) {
+				t.Errorf("collected although another replica admitted a pod for it: ServiceAccount and Role present %v", got)
+			}
+		})
 	}
 }
 
@@ -130,7 +202,7 @@ func TestUsersKeepIdentities(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{mutate.AnnotationServiceAccount: "scaled"}},
 		}},
 	}
-	objs := []client.Object{optedIn("demo"), admittedPod("demo", "running", true), deploy}
+	objs := []client.Object{optedIn("demo"), injectedPod("demo", "running"), deploy}
 	objs = append(objs, identity("demo", "running", epoch)...)
 	objs = append(objs, identity("demo", "scaled", epoch)...)
 	c := fakeClient(objs...)
@@ -151,41 +223,63 @@ func TestUsersKeepIdentities(t *testing.T) {
 	}
 }
 
-func TestRestoresOnlyForAdmittedPodsInOptedInNamespaces(t *testing.T) {
+// TestRestoresOnlyEligibleAccountsThatExist: what is restored is decided by
+// the account on the API server, never by the pods that run as it. An
+// injected pod makes the reconciler look; it restores the Role and
+// RoleBinding of an account the webhook created or its owner labelled, in
+// an opted-in namespace, and nothing for an account that is foreign or
+// gone, however the pod's annotations and labels were forged.
+func TestRestoresOnlyEligibleAccountsThatExist(t *testing.T) {
 	ctx := context.Background()
 	out := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "out"}}
-	c := fakeClient(optedIn("demo"), out,
-		admittedPod("demo", "admitted", true), admittedPod("demo", "volume-only", false), admittedPod("out", "admitted", true))
+	objs := []client.Object{optedIn("demo"), out,
+		// Managed, its RoleBinding deleted: restored.
+		rbac.ServiceAccount("demo", "managed"), rbac.Role("demo", "managed"), injectedPod("demo", "managed"),
+		// Labelled by its owner, never given RBAC yet: restored.
+		labelledAccount("demo", "labelled"), injectedPod("demo", "labelled"),
+		// Complete: nothing to do.
+		injectedPod("demo", "complete"),
+		// Someone else's account, with a pod claiming the webhook created it.
+		foreignAccount("demo", "foreign"), forgedPod("demo", "foreign"),
+		// Deleted by its owner (revoked), with the same forged claim.
+		forgedPod("demo", "revoked"),
+		// Opted out.
+		rbac.ServiceAccount("out", "managed"), injectedPod("out", "managed"),
+	}
+	objs = append(objs, identity("demo", "complete", epoch)...)
+	c := fakeClient(objs...)
 	ens := &recordingEnsurer{}
 	r := &Reconciler{Cache: c, Live: c, Writer: c, Ensurer: ens}
-	for _, req := range []ctrl.Request{request("demo", "admitted"), request("demo", "volume-only"), request("out", "admitted")} {
+	for _, req := range []ctrl.Request{request("demo", "managed"), request("demo", "labelled"), request("demo", "complete"),
+		request("demo", "foreign"), request("demo", "revoked"), request("out", "managed")} {
 		if _, err := r.Reconcile(ctx, req); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if want := []string{"demo/admitted"}; !cmp.Equal(ens.calls, want) {
-		t.Errorf("ensured %v, want %v", ens.calls, want)
+	if want := []string{"demo/managed", "demo/labelled"}; !cmp.Equal(ens.calls, want) {
+		t.Errorf("restored %v, want %v", ens.calls, want)
 	}
 }
 
-// TestRecreatesOnlyAccountsTheWebhookCreated: a pod's status decides whether
-// a missing account may come back. An account its owner labelled (status
-// without managedServiceAccount, as every status written before it existed
-// reads) only gets its RBAC restored while it exists.
-func TestRecreatesOnlyAccountsTheWebhookCreated(t *testing.T) {
+// TestForgetsWhatItNeedNotTrack: what the reconciler remembers per identity
+// goes once the identity has nothing left to collect, or collection is off,
+// so that its memory follows the managed identities, not every account a
+// pod ever named.
+func TestForgetsWhatItNeedNotTrack(t *testing.T) {
 	ctx := context.Background()
-	c := fakeClient(optedIn("demo"),
-		admittedPodAs("demo", "created", mutate.Identity{RBAC: true, ManagedAccount: true}),
-		admittedPodAs("demo", "labelled", mutate.Identity{RBAC: true}))
-	ens := &recordingEnsurer{}
-	r := &Reconciler{Cache: c, Live: c, Writer: c, Ensurer: ens}
-	for _, sa := range []string{"created", "labelled"} {
-		if _, err := r.Reconcile(ctx, request("demo", sa)); err != nil {
-			t.Fatal(err)
+	for _, ttl := range []time.Duration{0, time.Hour} {
+		c := fakeClient(optedIn("demo"))
+		r := &Reconciler{Cache: c, Live: c, Writer: c, Ensurer: &recordingEnsurer{}, TTL: ttl}
+		for i := range 100 {
+			id := types.NamespacedName{Namespace: "demo", Name: fmt.Sprintf("gone-%d", i)}
+			r.touch(id) // a pod of it came and went
+			if _, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: id}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if want := []string{"demo/created", "demo/labelled"}; !cmp.Equal(ens.calls, want) {
-		t.Errorf("restores %v, want %v", ens.calls, want)
+		if n := r.tracked(); n != 0 {
+			t.Errorf("TTL %s: %d identities tracked after their pods and objects went, want 0", ttl, n)
+		}
 	}
 }
 
@@ -222,7 +316,7 @@ func TestTrimPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "p", UID: "u", Annotations: map[string]string{mutate.AnnotationStatus: "{}"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "p", UID: "u"},
 		Spec:       corev1.PodSpec{ServiceAccountName: "old"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {

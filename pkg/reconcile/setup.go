@@ -123,23 +123,21 @@ func CacheByObject(gc bool) map[client.Object]cache.ByObject {
 	return by
 }
 
-// InjectedPods selects the pods the webhook injected: restoring reads only
-// those (admitted with RBAC, their status annotation says), and collection
-// takes a live look at all of an account's pods before it deletes anything.
+// InjectedPods selects the pods the webhook injected: whether such a pod
+// runs as an account is what makes restoring look at it (what is restored
+// is decided by the account and its objects alone), and collection takes a
+// live look at all of an account's pods before it deletes anything.
 var InjectedPods = labels.SelectorFromSet(labels.Set{mutate.LabelInjected: mutate.InjectedTrue})
 
-// TrimPod keeps of a pod its identity, its account and the webhook's status
-// annotation: what restoring and collecting read.
+// TrimPod keeps of a pod its identity and its account: all that restoring
+// and collecting read. Nothing else on a pod is read, its annotations
+// least of all: any pod author can write them.
 func TrimPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil // a tombstone: left as it is
 	}
-	out := &corev1.Pod{ObjectMeta: trimMeta(pod), Spec: corev1.PodSpec{ServiceAccountName: podAccount(&pod.Spec)}}
-	if st, ok := pod.Annotations[mutate.AnnotationStatus]; ok {
-		out.Annotations = map[string]string{mutate.AnnotationStatus: st}
-	}
-	return out, nil
+	return &corev1.Pod{ObjectMeta: trimMeta(pod), Spec: corev1.PodSpec{ServiceAccountName: podAccount(&pod.Spec)}}, nil
 }
 
 func trimmer(k workloadKind) toolscache.TransformFunc {
@@ -188,12 +186,16 @@ func templateAccounts(t *corev1.PodTemplateSpec) []string {
 	return out
 }
 
-// SetupWithManager registers the field indexes and the controller. Call it
+// SetupWithManager registers the field indexes, the controller, and the
+// reconciler itself as a runnable that starts on election (Start). Call it
 // before the manager starts.
 func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
 	r.mu.Lock()
 	r.started = r.now()
 	r.mu.Unlock()
+	if err := mgr.Add(r); err != nil {
+		return fmt.Errorf("adding the reconciler's election clock: %w", err)
+	}
 
 	if err := mgr.GetFieldIndexer().IndexField(ctx, &corev1.Pod{}, indexPodAccount, func(o client.Object) []string {
 		return []string{podAccount(&o.(*corev1.Pod).Spec)}
@@ -221,9 +223,12 @@ func (r *Reconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) err
 		// matter here: its frequent status updates are skipped.
 		Watches(&corev1.Pod{}, r.touching(func(o client.Object) []string { return []string{podAccount(&o.(*corev1.Pod).Spec)} }),
 			builder.WithPredicates(predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }})).
-		Watches(&rbacv1.Role{}, r.managed(func(o client.Object) []string { return accountOfRBAC(o.GetName()) })).
-		Watches(&rbacv1.RoleBinding{}, r.managed(func(o client.Object) []string { return accountOfRBAC(o.GetName()) })).
-		WatchesMetadata(saMeta, r.managed(func(o client.Object) []string { return []string{o.GetName()} }))
+		Watches(&rbacv1.Role{}, r.enqueueIf(managed, func(o client.Object) []string { return accountOfRBAC(o.GetName()) })).
+		Watches(&rbacv1.RoleBinding{}, r.enqueueIf(managed, func(o client.Object) []string { return accountOfRBAC(o.GetName()) })).
+		// An account's own events matter while it is eligible: created by
+		// the webhook, or labelled by its owner (labelling it lets its
+		// injected pods' account mint tokens, as a new admission would).
+		WatchesMetadata(saMeta, r.enqueueIf(eligible, func(o client.Object) []string { return []string{o.GetName()} }))
 	if gc {
 		for _, k := range workloadKinds {
 			b = b.Watches(k.obj(), r.touching(func(o client.Object) []string { return templateAccounts(k.template(o)) }))
@@ -249,11 +254,12 @@ func (r *Reconciler) touching(accounts func(client.Object) []string) handler.Eve
 	})
 }
 
-// managed maps an event of one of our objects to its identity; objects
-// without the managed-by label are none of the reconciler's business.
-func (r *Reconciler) managed(accounts func(client.Object) []string) handler.EventHandler {
+// enqueueIf maps an event of an object that passes keep to its identity;
+// Roles and RoleBindings without the managed-by label are none of the
+// reconciler's business, nor are accounts nobody made eligible.
+func (r *Reconciler) enqueueIf(keep func(metav1.Object) bool, accounts func(client.Object) []string) handler.EventHandler {
 	return handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
-		if !rbac.IsManaged(o) {
+		if !keep(o) {
 			return nil
 		}
 		var reqs []reconcile.Request
@@ -263,6 +269,8 @@ func (r *Reconciler) managed(accounts func(client.Object) []string) handler.Even
 		return reqs
 	})
 }
+
+func managed(o metav1.Object) bool { return rbac.IsManaged(o) }
 
 func accountOfRBAC(name string) []string {
 	sa, ok := strings.CutSuffix(name, mutate.RBACNameSuffix)

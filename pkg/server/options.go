@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/reconcile"
 )
 
 // Options configures the webhook process. Every field but RestConfig is a
@@ -78,6 +79,14 @@ type Options struct {
 	// left by pods a later admission step rejected). Zero (the default)
 	// disables it. It needs the token-projector-gc ClusterRole.
 	GCTTL time.Duration
+	// GCGrace is how long garbage collection waits between deleting an
+	// unused identity's RoleBinding and deleting its Role and
+	// ServiceAccount. Any replica that admits a pod for the identity
+	// meanwhile creates the RoleBinding again, which stops the collection:
+	// that is how admissions served by replicas other than the leader reach
+	// it. It must exceed the time from an admission to the pod's storage
+	// (kube-apiserver's request timeout, 60s by default).
+	GCGrace time.Duration
 	// ClientCA, if set, is a PEM bundle: callers of the webhook port must
 	// present a client certificate it signed (kube-apiserver does, once given
 	// one through its admission configuration). Reloaded when it changes.
@@ -115,6 +124,7 @@ func DefaultOptions() Options {
 		APIQPS:                 200,
 		APIBurst:               1000,
 		ShutdownTimeout:        15 * time.Second,
+		GCGrace:                reconcile.DefaultCollectGrace,
 	}
 }
 
@@ -141,6 +151,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.DrainDelay, "drain-delay", o.DrainDelay, "How long to keep serving after SIGTERM, with /readyz failing, before shutting down: the time kube-apiserver takes to stop sending to this replica. The pod's terminationGracePeriodSeconds must exceed drain-delay + shutdown-timeout.")
 	fs.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", o.ShutdownTimeout, "How long in-flight admissions may take to finish on shutdown, after the drain delay.")
 	fs.DurationVar(&o.GCTTL, "gc-ttl", o.GCTTL, "Delete managed ServiceAccounts, Roles and RoleBindings no pod or workload has named for this long; 0 disables. Needs the token-projector-gc ClusterRole.")
+	fs.DurationVar(&o.GCGrace, "gc-grace", o.GCGrace, "With --gc-ttl: how long to wait between deleting an unused identity's RoleBinding and deleting its Role and ServiceAccount; an admission on any replica meanwhile re-creates the RoleBinding and stops the collection. Must exceed the time a pod takes from admission to storage.")
 	fs.StringVar(&o.ClientCA, "client-ca", o.ClientCA, "PEM file of the CA that signs the client certificates callers must present (kube-apiserver's); empty accepts any caller. Reloaded when it changes.")
 	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Run the reconciler (restore, garbage collection) on one elected replica only, through the Lease "+LeaderElectionID+"; every replica serves admissions.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader-election Lease; empty means the webhook pod's own namespace.")
@@ -175,8 +186,8 @@ func (o *Options) Validate() error {
 	if o.DrainDelay < 0 || o.ShutdownTimeout < 0 {
 		return fmt.Errorf("drain delay and shutdown timeout must not be negative, got %s and %s", o.DrainDelay, o.ShutdownTimeout)
 	}
-	if o.GCTTL < 0 {
-		return fmt.Errorf("gc ttl must not be negative, got %s", o.GCTTL)
+	if o.GCTTL < 0 || o.GCGrace < 0 {
+		return fmt.Errorf("gc ttl and gc grace must not be negative, got %s and %s", o.GCTTL, o.GCGrace)
 	}
 	return nil
 }

@@ -107,8 +107,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		Limiter: limiter, // its creates and live reads: a cold admission's, and the reconciler's restores
 		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
 	}
-	touching, err := setupReconciler(mgr, o, ensurer)
-	if err != nil {
+	if err := setupReconciler(mgr, o, ensurer); err != nil {
 		return nil, err
 	}
 	if err := informEnsurer(mgr.GetCache(), ensurer); err != nil {
@@ -119,7 +118,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		Namespaces:       mgr.GetCache(),
 		LiveNamespaces:   mgr.GetAPIReader(),
 		Limiter:          limiter, // the one --api-qps/--api-burst bucket, shared with the Ensurer's creates and live reads
-		Ensurer:          touching,
+		Ensurer:          ensurer,
 		EnsureTimeout:    o.EnsureTimeout,
 		Recorder:         mgr.GetEventRecorder(eventSource),
 		ServedNamespaces: o.Namespaces,

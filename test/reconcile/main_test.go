@@ -24,17 +24,42 @@ import (
 )
 
 // ttl is the webhook's --gc-ttl here: short, so that collection is seen
-// within a test, and long enough for a test to act before it.
-const ttl = 3 * time.Second
+// within a test, and long enough for a test to act before it. grace is its
+// --gc-grace, between the RoleBinding's delete and the rest.
+const (
+	ttl   = 3 * time.Second
+	grace = 2 * time.Second
+)
 
-var env *testenv.Env
+var (
+	env  *testenv.Env
+	hook *testenv.Webhook
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(testenv.Suite{
-		Name: "reconcile", LogLevel: zapcore.ErrorLevel, Env: &env,
+		Name: "reconcile", LogLevel: zapcore.ErrorLevel, Env: &env, Hook: &hook,
 		Setup:   BindGC,
-		Webhook: func(o *server.Options) { o.GCTTL = ttl },
+		Webhook: func(o *server.Options) { o.GCTTL, o.GCGrace = ttl, grace },
 	}.Main(m))
+}
+
+// stopWebhook stops the webhook; startWebhook starts it again with its
+// options, as a rollout does: its caches and reconciler start from nothing.
+func stopWebhook(t *testing.T) {
+	t.Helper()
+	if err := hook.Stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func startWebhook(t *testing.T) {
+	t.Helper()
+	var err error
+	if hook, err = testenv.StartWebhook(context.Background(), hook.Options, time.Minute); err != nil {
+		hook = nil
+		t.Fatal(err)
+	}
 }
 
 // BindGC binds the shipped token-projector-gc ClusterRole to the webhook's

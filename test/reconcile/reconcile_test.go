@@ -21,7 +21,7 @@ import (
 )
 
 // collectWithin bounds how long collection may take past the TTL.
-const collectWithin = ttl + 30*time.Second
+const collectWithin = ttl + grace + 30*time.Second
 
 // rejectLabel marks pods that a ValidatingAdmissionPolicy, a later
 // admission step than the webhook, rejects.
@@ -208,25 +208,26 @@ func TestKeepsIdentitiesInUse(t *testing.T) {
 	}
 }
 
-// TestRestoresWhilePodsUseIt: deleting a managed ServiceAccount, Role or
-// RoleBinding while an admitted pod uses it brings it back as the webhook
-// makes it; an object of the name that is not ours is never overwritten; an
-// opted-out namespace gets no writes.
+// TestRestoresWhilePodsUseIt: deleting a managed Role or RoleBinding while
+// an injected pod uses its account brings it back as the webhook makes it;
+// deleting the managed account itself revokes it: it never comes back, nor
+// do its Role and RoleBinding. An object of the name that is not ours is
+// never overwritten; an opted-out namespace gets no writes.
 func TestRestoresWhilePodsUseIt(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
-	for _, p := range []*corev1.Pod{pod(ns, "user", "keep"), pod(ns, "control", "ctl")} {
+	for _, p := range []*corev1.Pod{pod(ns, "user", "keep"), pod(ns, "control", "ctl"), pod(ns, "revoked-user", "revoked")} {
 		if err := env.Admin.Create(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
 	before := testenv.Counter(t, "token_projector_restored_total", nil)
-	for _, o := range testenv.Identity(ns, "keep") {
+	for _, o := range append(testenv.Identity(ns, "keep")[1:], testenv.Identity(ns, "revoked")...) {
 		if err := env.Admin.Delete(ctx, o); err != nil {
 			t.Fatal(err)
 		}
 	}
-	testenv.WaitFor(t, "the identity is restored", 30*time.Second, func() bool {
+	testenv.WaitFor(t, "the Role and RoleBinding are restored", 30*time.Second, func() bool {
 		for _, o := range testenv.Identity(ns, "keep") {
 			if !env.Exists(t, o) || !rbac.IsManaged(o) {
 				return false
@@ -241,8 +242,20 @@ func TestRestoresWhilePodsUseIt(t *testing.T) {
 	if diff := cmp.Diff(rbac.Role(ns, "keep").Rules, role.Rules); diff != "" {
 		t.Errorf("restored Role rules (-want +got):\n%s", diff)
 	}
-	if got := testenv.Counter(t, "token_projector_restored_total", nil) - before; got != 3 {
-		t.Errorf("restored %v objects by the webhook's count, want 3", got)
+	if got := testenv.Counter(t, "token_projector_restored_total", nil) - before; got != 2 {
+		t.Errorf("restored %v objects by the webhook's count, want 2", got)
+	}
+	// keep's restore shows the reconciler has looked at the pods of this
+	// namespace; a control RoleBinding deleted now and restored shows it has
+	// looked again since: the revoked account must still be gone.
+	if err := env.Admin.Delete(ctx, testenv.Identity(ns, "ctl")[2]); err != nil {
+		t.Fatal(err)
+	}
+	testenv.WaitFor(t, "the control RoleBinding is restored", 30*time.Second, func() bool { return env.Exists(t, testenv.Identity(ns, "ctl")[2]) })
+	for _, o := range testenv.Identity(ns, "revoked") {
+		if env.Exists(t, o) {
+			t.Errorf("%T %s/%s came back after its managed account was deleted while a pod used it", o, ns, o.GetName())
+		}
 	}
 
 	// Taken over by hand (label removed, rules changed): no longer ours, so
@@ -300,7 +313,7 @@ func TestRestoresWhilePodsUseIt(t *testing.T) {
 // got its RBAC from the webhook; the owner then deletes the account, which
 // revokes it. The reconciler, looking at the identity again (its
 // RoleBinding deleted too), re-creates neither, while it does restore a
-// managed account deleted beside it.
+// managed RoleBinding deleted beside it.
 func TestNeverRecreatesAnAccountItDidNotCreate(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
@@ -324,19 +337,18 @@ func TestNeverRecreatesAnAccountItDidNotCreate(t *testing.T) {
 	}
 	// Each round deletes the owned account's RoleBinding (a managed object,
 	// so the reconciler looks at the identity), then a control's managed
-	// ServiceAccount; once the control is restored, the reconciler has had
+	// RoleBinding; once the control is restored, the reconciler has had
 	// its look. Re-creating the owned account in every round is a failure.
 	recreated := true
 	for round := 0; round < 3 && recreated; round++ {
 		if err := env.Admin.Delete(ctx, testenv.Identity(ns, "owned")[2]); err != nil && !apierrors.IsNotFound(err) {
 			t.Fatal(err)
 		}
-		if err := env.Admin.Delete(ctx, testenv.Identity(ns, "ctl")[0]); err != nil {
+		if err := env.Admin.Delete(ctx, testenv.Identity(ns, "ctl")[2]); err != nil {
 			t.Fatal(err)
 		}
-		testenv.WaitFor(t, "the control account is restored", 30*time.Second, func() bool {
-			sa := testenv.Identity(ns, "ctl")[0]
-			return env.Exists(t, sa) && rbac.IsManaged(sa)
+		testenv.WaitFor(t, "the control RoleBinding is restored", 30*time.Second, func() bool {
+			return env.Exists(t, testenv.Identity(ns, "ctl")[2])
 		})
 		recreated = env.Exists(t, testenv.Identity(ns, "owned")[0]) || env.Exists(t, testenv.Identity(ns, "owned")[2])
 	}

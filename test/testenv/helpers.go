@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -20,6 +21,17 @@ import (
 // Counter sums the counter name of the in-process webhook's metrics registry
 // over the series whose labels include every pair of match (nil: all).
 func Counter(t testing.TB, name string, match map[string]string) float64 {
+	t.Helper()
+	return sum(t, name, match, func(m *dto.Metric) float64 { return m.GetCounter().GetValue() })
+}
+
+// Gauge is Counter for a gauge.
+func Gauge(t testing.TB, name string, match map[string]string) float64 {
+	t.Helper()
+	return sum(t, name, match, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
+}
+
+func sum(t testing.TB, name string, match map[string]string, value func(*dto.Metric) float64) float64 {
 	t.Helper()
 	families, err := metrics.Registry.Gather()
 	if err != nil {
@@ -38,7 +50,7 @@ func Counter(t testing.TB, name string, match map[string]string) float64 {
 				}
 			}
 			if found == len(match) {
-				total += m.GetCounter().GetValue()
+				total += value(m)
 			}
 		}
 	}
