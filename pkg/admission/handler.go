@@ -201,6 +201,9 @@ func (h *PodHandler) ensure(ctx context.Context, start time.Time, req admission.
 		return mutate.Identity{RBAC: res.RBAC, ManagedAccount: res.ManagedAccount}, verdict{}, false
 	case rbac.IsConflict(err):
 		return mutate.Identity{}, deny(reasonRBACConflict, err.Error()), true
+	case rbac.IsRateLimited(err):
+		return mutate.Identity{}, errored(http.StatusInternalServerError, reasonRateLimited,
+			fmt.Errorf("ensuring ServiceAccount %s/%s and its token RBAC: %w", req.Namespace, serviceAccount, err)), true
 	case errors.Is(err, context.DeadlineExceeded) && h.EnsureTimeout > 0:
 		return mutate.Identity{}, errored(http.StatusInternalServerError, reasonEnsure,
 			fmt.Errorf("ensuring ServiceAccount %s/%s and its token RBAC did not finish within --ensure-timeout (%s, counted from the start of the admission): %w",

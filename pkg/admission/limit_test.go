@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/time/rate"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -21,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
+	"github.com/token-projector/token-projector/pkg/rbac"
 )
 
 var classicAnnotations = map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: "nginx"}
@@ -239,5 +241,30 @@ func TestWarmPathNeverWaits(t *testing.T) {
 	resp = h.Handle(context.Background(), request("nowhere", admissionv1.Create, podJSON(t, classicAnnotations, nil, "")))
 	if resp.Result.Code != http.StatusInternalServerError || exhausted.waits.Load() != 1 || reads.Load() != 0 {
 		t.Errorf("cold namespace with the limiter exhausted: code %d (%s), %d waits, %d reads; want 500, 1, 0", resp.Result.Code, resp.Result.Message, exhausted.waits.Load(), reads.Load())
+	}
+}
+
+// TestColdEnsureOverBudgetIsRateLimited: a pod naming a new account, when
+// the API budget the Ensurer shares with the live reads is spent, fails with
+// a 500 counted as rate-limited (not as an ensure failure of the API
+// server), and nothing is written.
+func TestColdEnsureOverBudgetIsRateLimited(t *testing.T) {
+	exhausted := rate.NewLimiter(rate.Every(time.Hour), 1)
+	exhausted.Allow()
+	api := fake.NewClientBuilder().Build()
+	ens := &rbac.Ensurer{Cache: api, Live: api, Writer: api, Limiter: exhausted, Timeout: time.Second}
+	h := newHandler(ens)
+	h.EnsureTimeout = time.Second
+	before := testutil.ToFloat64(admissions.WithLabelValues(resourcePod, outcomeErrored, reasonRateLimited))
+	resp := h.Handle(context.Background(), request("demo", admissionv1.Create, podJSON(t, classicAnnotations, nil, "")))
+	if resp.Allowed || resp.Result.Code != http.StatusInternalServerError || !strings.Contains(resp.Result.Message, "rate limit") {
+		t.Fatalf("cold admission over the API budget: allowed=%v code=%d %q; want a 500 naming the rate limit", resp.Allowed, resp.Result.Code, resp.Result.Message)
+	}
+	if got := testutil.ToFloat64(admissions.WithLabelValues(resourcePod, outcomeErrored, reasonRateLimited)) - before; got != 1 {
+		t.Errorf("admissions counted as rate-limited: %v, want 1", got)
+	}
+	var sas corev1.ServiceAccountList
+	if err := api.List(context.Background(), &sas); err != nil || len(sas.Items) != 0 {
+		t.Errorf("ServiceAccounts written over budget: %v, %v", sas.Items, err)
 	}
 }
