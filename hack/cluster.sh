@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints a directory holding every binary of test/cluster's single-node
 # cluster: kube-apiserver and etcd (from hack/controlplane.sh), kubelet,
-# kube-controller-manager, kube-scheduler and kubectl (the same pinned
+# kube-proxy, kube-controller-manager, kube-scheduler and kubectl (the same pinned
 # k8s.io/kubernetes module as kube-apiserver, so they share its build cache),
 # containerd, containerd-shim-runc-v2, ctr and runc, and the CNI plugins in
 # cni/. No download site for them is reachable here, so they are built from
@@ -9,15 +9,16 @@
 # time, then cached in bin/ under names that carry their versions. Measured
 # cold on a shared, busy 2-core machine: containerd 10 min, runc 2 min, CNI
 # plugins 1.5 min, and once kube-apiserver is built kubelet 7 min,
-# controller-manager 4 min, scheduler and kubectl 1 and 2 min (much less on
-# an idle machine: kube-apiserver's build cache covers most of their code).
+# controller-manager 4 min, scheduler and kubectl 1 and 2 min, kube-proxy
+# 20 s after those (much less on an idle machine: kube-apiserver's build
+# cache covers most of their code).
 # Usage: hack/cluster.sh            build what is missing, print the directory
 #        hack/cluster.sh --times    also print each build's duration on stderr
 # An existing $CLUSTER_ASSETS holding every binary wins.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cluster_bins=(kube-apiserver etcd kubelet kube-controller-manager kube-scheduler kubectl
+cluster_bins=(kube-apiserver etcd kubelet kube-proxy kube-controller-manager kube-scheduler kubectl
 	containerd containerd-shim-runc-v2 ctr runc cni/bridge cni/host-local cni/loopback)
 
 complete() { # dir
@@ -86,16 +87,29 @@ done
 # flags), so that the shared packages come from the build cache.
 controlplane=$("$root/hack/controlplane.sh")
 k8s_dir="$root/bin/k8s/node-$k8s-$platform"
-for c in kubelet kube-controller-manager kube-scheduler kubectl; do
+for c in kubelet kube-proxy kube-controller-manager kube-scheduler kubectl; do
 	build "$k8s_dir" "$c" "$k8s_mod" "k8s.io/kubernetes/cmd/$c" -ldflags "-X k8s.io/component-base/version.gitVersion=$k8s"
 done
+# kube-proxy programs Services' cluster IPs (nftables mode) with the nft
+# command. The cluster tier runs as root, so on Debian it is installed from
+# Debian's packages when missing, as runc's libseccomp-dev is above.
+if ! command -v nft >/dev/null; then
+	if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+		echo "cluster: installing nftables (the nft command) for kube-proxy" >&2
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nftables) >&2
+	fi
+	if ! command -v nft >/dev/null; then
+		echo "cluster: kube-proxy's nftables mode needs the nft command (Debian/Ubuntu: apt-get install nftables; Fedora: dnf install nftables)" >&2
+		exit 1
+	fi
+fi
 
 # One directory of links, keyed by every version, is what the tests use.
 dir="$root/bin/cluster/k8s-$k8s-containerd-$containerd-runc-$runc-cni-$cni-$platform"
 mkdir -p "$dir"
 link() { ln -sfn "$1" "$dir/$2"; }
 for c in kube-apiserver etcd; do link "$controlplane/$c" "$c"; done
-for c in kubelet kube-controller-manager kube-scheduler kubectl; do link "$k8s_dir/$c" "$c"; done
+for c in kubelet kube-proxy kube-controller-manager kube-scheduler kubectl; do link "$k8s_dir/$c" "$c"; done
 for c in containerd containerd-shim-runc-v2 ctr runc; do link "$containerd_dir/$c" "$c"; done
 link "$cni_dir" cni
 complete "$dir" || { echo "cluster: $dir is incomplete" >&2; exit 1; }

@@ -150,6 +150,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		{"containerd", c.startContainerd},
 		{"images", c.importImages},
 		{"kubelet", c.startKubelet},
+		// After the node exists: kube-proxy takes its address from it.
+		{"kube-proxy", c.startKubeProxy},
 	} {
 		began := time.Now()
 		if err := step.fn(ctx); err != nil {
@@ -188,7 +190,7 @@ func (c *Cluster) kubeconfig(name, server string) (string, error) {
 
 func (c *Cluster) writeConfigs() error {
 	inside := "https://127.0.0.1:" + strconv.Itoa(APIServerPort)
-	for _, name := range []string{"controller-manager", "scheduler", "kubelet"} {
+	for _, name := range []string{"controller-manager", "scheduler", "kubelet", "kube-proxy"} {
 		if _, err := c.kubeconfig(name, inside); err != nil {
 			return err
 		}
@@ -353,9 +355,9 @@ func (c *Cluster) startAPIServer(ctx context.Context) error {
 		"--enable-admission-plugins=NodeRestriction",
 		"--kubelet-client-certificate="+p("apiserver-kubelet-client.crt"), "--kubelet-client-key="+p("apiserver-kubelet-client.key"),
 		"--kubelet-preferred-address-types=InternalIP",
-		// No kube-proxy runs: webhooks and aggregated APIs addressed by
-		// Service are called at their endpoints' addresses.
-		"--enable-aggregator-routing=true",
+		// No --enable-aggregator-routing: webhooks addressed by Service are
+		// called at the Service's cluster IP, through kube-proxy, as in
+		// every managed cluster.
 		"--requestheader-client-ca-file="+p("ca.crt"), "--requestheader-allowed-names=front-proxy-client",
 		"--requestheader-username-headers=X-Remote-User", "--requestheader-group-headers=X-Remote-Group",
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",

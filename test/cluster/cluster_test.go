@@ -26,6 +26,8 @@ func TestCluster(t *testing.T) {
 		run  func(*testing.T, *env)
 	}{
 		{"tokens that work", testTokens},
+		{"a verifier reviews tokens", testVerifier},
+		{"webhook reached through its cluster IP", testClusterIPPath},
 		{"upgrade under load", testUpgrade},
 		{"eviction under load", testEviction},
 		{"outage", testOutage},

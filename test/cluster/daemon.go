@@ -111,3 +111,14 @@ func tail(file string, n int) string {
 	}
 	return string(bytes.Join(lines, []byte("\n")))
 }
+
+// Args are the command line a daemon of the cluster was started with (nil
+// if none of that name runs).
+func (c *Cluster) Args(name string) []string {
+	for _, d := range c.daemons {
+		if d.name == name {
+			return d.cmd.Args
+		}
+	}
+	return nil
+}

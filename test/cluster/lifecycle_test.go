@@ -38,14 +38,14 @@ func podNames(pods []corev1.Pod) []string {
 func testUpgrade(t *testing.T, e *env) {
 	e.namespace(t, loadNS, true)
 	before := podNames(e.webhookPods(t))
-	l := startLoad(e.ctx, e.Client, loadNS)
+	l := startLoad(t, e.ctx, e.Client, loadNS)
 	l.waitCreated(t, e, 20)
 	e.helm(t, append([]string{"upgrade", release, render.ChartDir, "--reuse-values",
 		"--set-string", "podAnnotations.token-projector\\.io/restarted-at=" + time.Now().UTC().Format(time.RFC3339Nano)}, helmInstallArgs()...)...)
 	e.waitWebhookReady(t, 2)
 	l.waitCreated(t, e, 20)
 	failed := l.stop(t)
-	summary.upgradeFailedCreations.Store(failed)
+	summary.upgrade.finish(failed)
 	for _, name := range podNames(e.webhookPods(t)) {
 		for _, old := range before {
 			if name == old {
@@ -67,7 +67,7 @@ func testEviction(t *testing.T, e *env) {
 	if len(pods) != 2 {
 		t.Fatalf("%d webhook pods, want 2", len(pods))
 	}
-	l := startLoad(e.ctx, e.Client, loadNS)
+	l := startLoad(t, e.ctx, e.Client, loadNS)
 	l.waitCreated(t, e, 20)
 	// Cordoned, as a drain begins: the replacement stays Pending, so the
 	// budget stays spent.
@@ -99,7 +99,7 @@ func testEviction(t *testing.T, e *env) {
 	e.waitWebhookReady(t, 2)
 	l.waitCreated(t, e, 20)
 	failed := l.stop(t)
-	summary.evictionFailedCreations.Store(failed)
+	summary.eviction.finish(failed)
 	if failed != 0 {
 		t.Errorf("%d pod creations failed during the eviction, want 0", failed)
 	}

@@ -44,9 +44,12 @@ type load struct {
 	ended chan struct{}
 }
 
-func startLoad(ctx context.Context, c kubernetes.Interface, ns string) *load {
+// startLoad starts the load; it stops when the test ends, whatever way it
+// ends (a t.Fatal on the way included), if stop has not stopped it before.
+func startLoad(t testing.TB, ctx context.Context, c kubernetes.Interface, ns string) *load {
 	ctx, cancel := context.WithCancel(ctx)
 	l := &load{cancel: cancel, ended: make(chan struct{})}
+	t.Cleanup(l.halt)
 	for range 2 {
 		l.wg.Go(func() {
 			tick := time.NewTicker(loadInterval)
@@ -102,7 +105,7 @@ func (l *load) note(msg string) {
 // waitCreated waits until n more pods were created since the call, or one
 // failed. A load that ended at its bound first fails the test: what follows
 // would no longer run under load.
-func (l *load) waitCreated(t *testing.T, e *env, n int64) {
+func (l *load) waitCreated(t testing.TB, e *env, n int64) {
 	t.Helper()
 	target := l.created.Load() + n
 	reached := func() bool { return l.created.Load() >= target || l.failed.Load()+l.notInjected.Load() > 0 }
@@ -122,12 +125,17 @@ func (l *load) waitCreated(t *testing.T, e *env, n int64) {
 	}
 }
 
-// stop ends the run and returns the failed creations (refused, or
-// admitted uninjected), reporting each kind.
-func (l *load) stop(t *testing.T) int64 {
-	t.Helper()
+// halt stops the clients and waits for them.
+func (l *load) halt() {
 	l.cancel()
 	l.wg.Wait()
+}
+
+// stop ends the run and returns the failed creations (refused, or
+// admitted uninjected), reporting each kind.
+func (l *load) stop(t testing.TB) int64 {
+	t.Helper()
+	l.halt()
 	t.Logf("load: %d pods created and injected, %d creations failed, %d admitted without injection", l.created.Load(), l.failed.Load(), l.notInjected.Load())
 	for _, e := range l.errs {
 		t.Errorf("load: %s", e)

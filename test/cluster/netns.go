@@ -21,10 +21,10 @@ const (
 	NodeIP = "10.213.0.1"
 	// PodCIDR is the CNI bridge's range; pods get their own addresses.
 	PodCIDR = "10.214.0.0/24"
-	// ServiceCIDR holds the Services' cluster IPs. No kube-proxy runs, so
-	// the kubernetes Service's IP is a local address of the namespace on
-	// which kube-apiserver listens itself (APIServerPort): pods reach the
-	// API server through their in-cluster configuration unchanged.
+	// ServiceCIDR holds the Services' cluster IPs, which kube-proxy
+	// (nftables mode) translates to their endpoints, as in any cluster: the
+	// kubernetes Service's for the pods' in-cluster configuration, and the
+	// webhook Service's for kube-apiserver.
 	ServiceCIDR = "10.96.0.0/16"
 	// KubernetesServiceIP is the first address of ServiceCIDR.
 	KubernetesServiceIP = "10.96.0.1"
@@ -44,8 +44,7 @@ type netns struct {
 
 func (n *netns) path() string { return "/run/netns/" + n.name }
 
-// createNetns makes the namespace, its loopback, the node's veth pair and
-// the kubernetes Service's address.
+// createNetns makes the namespace, its loopback and the node's veth pair.
 func createNetns(name string) (*netns, error) {
 	n := &netns{name: name}
 	if _, err := os.Stat(n.path()); err == nil {
@@ -59,7 +58,6 @@ func createNetns(name string) (*netns, error) {
 	}
 	for _, args := range [][]string{
 		{"link", "set", "lo", "up"},
-		{"addr", "add", KubernetesServiceIP + "/32", "dev", "lo"},
 		{"link", "add", "tpveth0", "type", "veth", "peer", "name", "tpveth1"},
 		{"addr", "add", NodeIP + "/24", "dev", "tpveth0"},
 		{"link", "set", "tpveth0", "up"},

@@ -31,6 +31,8 @@ var clientIdentities = []struct{ name, user, group string }{
 	{"controller-manager", "system:kube-controller-manager", ""},
 	{"scheduler", "system:kube-scheduler", ""},
 	{"kubelet", "system:node:" + NodeName, "system:nodes"},
+	// Bound to system:node-proxier by kube-apiserver's default policy.
+	{"kube-proxy", "system:kube-proxy", ""},
 	{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"},
 	{"front-proxy-client", "front-proxy-client", ""},
 }

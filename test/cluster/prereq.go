@@ -9,11 +9,11 @@ import (
 )
 
 // binaries are what hack/cluster.sh puts into its directory.
-var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kubectl",
+var binaries = []string{"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "kubectl",
 	"containerd", "containerd-shim-runc-v2", "ctr", "runc", "cni/bridge", "cni/host-local", "cni/loopback"}
 
 // hostTools are the host's commands the cluster needs.
-var hostTools = []string{"ip", "nsenter", "unshare", "setsid", "mount", "umount", "bash", "sh", "awk", "sort"}
+var hostTools = []string{"ip", "nft", "nsenter", "unshare", "setsid", "mount", "umount", "bash", "sh", "awk", "sort"}
 
 // Missing lists what this machine lacks to run the cluster (bin being
 // hack/cluster.sh's directory): root, cgroups, overlayfs, host tools, the

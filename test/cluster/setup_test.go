@@ -280,7 +280,7 @@ func rolledOut(d appsv1.Deployment, n int32) bool {
 
 // waitFor polls cond every 200 ms until it holds, failing the test after
 // timeout with the last error.
-func (e *env) waitFor(t *testing.T, what string, timeout time.Duration, cond func(context.Context) (bool, error)) {
+func (e *env) waitFor(t testing.TB, what string, timeout time.Duration, cond func(context.Context) (bool, error)) {
 	t.Helper()
 	var last error
 	err := wait.PollUntilContextTimeout(e.ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {

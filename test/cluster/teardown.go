@@ -70,7 +70,7 @@ func (c *Cluster) stop() error {
 	// The shims outlive containerd; they, like everything started inside,
 	// share the holder's mount namespace.
 	killInMountNamespace(c.holderPID(), c.daemons)
-	for _, name := range []string{"kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
+	for _, name := range []string{"kube-proxy", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"} {
 		if d := byName[name]; d != nil {
 			d.stop(syscall.SIGTERM, 15*time.Second)
 		}

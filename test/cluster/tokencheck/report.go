@@ -23,4 +23,11 @@ type Report struct {
 	OtherAccount   string
 	OtherStatus    int
 	RequestError   string `json:",omitempty"`
+	// EnvVar is the variable tokencheck was asked to follow (-token-env),
+	// EnvValue its value, and EnvSameToken whether the file it names holds
+	// the projected token read above; EnvError why it could not be read.
+	EnvVar       string `json:",omitempty"`
+	EnvValue     string `json:",omitempty"`
+	EnvSameToken bool   `json:",omitempty"`
+	EnvError     string `json:",omitempty"`
 }

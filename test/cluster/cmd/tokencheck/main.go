@@ -32,6 +32,7 @@ func main() {
 	tokenPath := flag.String("token", "/var/run/secrets/tokens/vault-token", "the projected token to read")
 	other := flag.String("other-account", "someone-else", "an account the pod must not get tokens for")
 	addr := flag.String("listen", fmt.Sprintf(":%d", tokencheck.Port), "where to serve the report")
+	env := flag.String("token-env", "", "an environment variable naming a token file: read it and compare it with -token")
 	flag.Parse()
 
 	r := tokencheck.Report{UID: os.Getuid(), GID: os.Getgid(), OtherAccount: *other}
@@ -45,6 +46,9 @@ func main() {
 		r.TokenError = err.Error()
 	} else {
 		r.Token = strings.TrimSpace(string(b))
+	}
+	if *env != "" {
+		followEnv(&r, *env)
 	}
 	if err := requestTokens(&r); err != nil {
 		r.RequestError = err.Error()
@@ -134,4 +138,23 @@ func account(jwt string) (string, error) {
 		return "", fmt.Errorf("unexpected subject %q", claims.Sub)
 	}
 	return fields[3], nil
+}
+
+// followEnv reads the token file the environment variable name names, as an
+// SDK that reads such a variable does, and says whether it is the projected
+// token read from -token.
+func followEnv(r *tokencheck.Report, name string) {
+	r.EnvVar = name
+	value, ok := os.LookupEnv(name)
+	if !ok {
+		r.EnvError = name + " is not set"
+		return
+	}
+	r.EnvValue = value
+	b, err := os.ReadFile(value)
+	if err != nil {
+		r.EnvError = err.Error()
+		return
+	}
+	r.EnvSameToken = r.Token != "" && strings.TrimSpace(string(b)) == r.Token
 }

@@ -1,0 +1,61 @@
+package cluster_test
+
+import (
+	"fmt"
+	"strings"
+	"sync/atomic"
+)
+
+// summary is what the tier proved, printed last by TestMain.
+var summary struct {
+	ran            atomic.Bool
+	podsRunning    atomic.Int64
+	tokensVerified atomic.Int64
+	reviewsChecked atomic.Int64
+	// path is how kube-apiserver reached the webhook, once a test checked
+	// it ("clusterip": the Service's cluster IP, through kube-proxy).
+	path     atomic.Value
+	upgrade  phase
+	eviction phase
+}
+
+// phase is one load scenario's outcome. A phase that did not run to its
+// end (a t.Fatal on the way) reports no count: "unfinished", never a 0
+// that would read as "no creation failed".
+type phase struct {
+	finished atomic.Bool
+	failed   atomic.Int64
+}
+
+// finish records the failed creations of a phase that ran to its end.
+func (p *phase) finish(failed int64) {
+	p.failed.Store(failed)
+	p.finished.Store(true)
+}
+
+func (p *phase) String() string {
+	if !p.finished.Load() {
+		return "unfinished"
+	}
+	return fmt.Sprint(p.failed.Load())
+}
+
+// ok reports whether the phase finished without a failed creation.
+func (p *phase) ok() bool { return p.finished.Load() && p.failed.Load() == 0 }
+
+// summaryLine is the tier's last line, and whether it reports success.
+func summaryLine() (string, bool) {
+	path, _ := summary.path.Load().(string)
+	if path == "" {
+		path = "unchecked"
+	}
+	fields := []string{
+		fmt.Sprintf("pods_running=%d", summary.podsRunning.Load()),
+		fmt.Sprintf("tokens_verified=%d", summary.tokensVerified.Load()),
+		fmt.Sprintf("reviews_checked=%d", summary.reviewsChecked.Load()),
+		"path=" + path,
+		"upgrade_failed_creations=" + summary.upgrade.String(),
+		"eviction_failed_creations=" + summary.eviction.String(),
+	}
+	return "cluster: " + strings.Join(fields, " "), summary.upgrade.ok() && summary.eviction.ok() && path == "clusterip"
+}
