@@ -20,7 +20,7 @@ type rateLimitedError struct {
 }
 
 func (e *rateLimitedError) Error() string {
-	return fmt.Sprintf("the webhook's API rate limit was reached before %s: %v", e.doing, e.err)
+	return fmt.Sprintf("the webhook's API rate limit (--api-qps, --api-burst) was reached before %s: %v", e.doing, e.err)
 }
 
 func (e *rateLimitedError) Unwrap() error { return e.err }

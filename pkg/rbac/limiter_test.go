@@ -77,7 +77,7 @@ func TestLimiterRefuses(t *testing.T) {
 	e.Limiter = limiter
 	for _, sa := range []string{"new", "cold"} {
 		_, err := e.Ensure(ctx, "demo", sa, false)
-		if !IsRateLimited(err) || !errors.Is(err, cause) || !strings.Contains(err.Error(), "the webhook's API rate limit was reached before creating") {
+		if !IsRateLimited(err) || !errors.Is(err, cause) || !strings.Contains(err.Error(), "the webhook's API rate limit (--api-qps, --api-burst) was reached before creating") {
 			t.Errorf("ensure of %s: got %v, want the rate limit named, wrapping its cause", sa, err)
 		}
 	}
