@@ -20,8 +20,14 @@ spec:
   - name: app
     image: nginx
 `
+	// The pod asking for VAULT_TOKEN_FILE; with env, its container sets it.
+	withEnv := func(env string) string {
+		return strings.Replace(pod, "    token-projector.io/expiration: 3h\n",
+			"    token-projector.io/expiration: 3h\n    token-projector.io/token-file-env: vault=VAULT_TOKEN_FILE\n", 1) + env
+	}
 	for _, tc := range []struct {
 		name    string
+		in      string // pod if empty
 		args    []string
 		wantOut []string
 		wantErr string
@@ -30,10 +36,18 @@ spec:
 		{name: "policy flags apply", args: []string{"-f", "-", "--max-expiration", "2h"}, wantErr: "from 10m to 2h"},
 		{name: "allowed audiences apply", args: []string{"-f", "-", "--allowed-audiences", "sts.*"}, wantErr: "audiences matching sts.*"},
 		{name: "file required", args: nil, wantErr: "-f FILE"},
+		{name: "token-file variable", in: withEnv(""), args: []string{"-f", "-"},
+			wantOut: []string{"- name: VAULT_TOKEN_FILE\n      value: /var/run/secrets/tokens/vault-token\n", `"tokenFileEnv":{"VAULT_TOKEN_FILE":"vault"}`}},
+		{name: "token-file variable the container sets otherwise", in: withEnv("    env:\n    - {name: VAULT_TOKEN_FILE, value: /x}\n"), args: []string{"-f", "-"},
+			wantErr: `<stdin>: document 1 (Pod web): token-projector.io/token-file-env: "vault=VAULT_TOKEN_FILE" is not accepted: container "app" already sets VAULT_TOKEN_FILE to "/x"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
-			err := injectCmd(tc.args, strings.NewReader(pod), &out)
+			in := tc.in
+			if in == "" {
+				in = pod
+			}
+			err := injectCmd(tc.args, strings.NewReader(in), &out)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want %q", err, tc.wantErr)

@@ -1,13 +1,15 @@
 // Package podvalidation re-creates, for v1 Pods, the checks kube-apiserver
 // applies to the parts of a pod the webhook writes: volumes (names, projected
-// serviceAccountToken sources), volume mounts, the service account name and
-// the annotations' total size. The fuzz tests hold every pod the webhook
+// serviceAccountToken sources), volume mounts, environment variable names,
+// the service account name and the annotations' total size. The fuzz tests hold every pod the webhook
 // produces to these rules; test/integration's TestPodValidationAgreesWithAPIServer
 // keeps them honest by asking a real kube-apiserver the same questions.
 //
 // The rules follow k8s.io/kubernetes/pkg/apis/core/validation (v1.37):
 // ValidateVolumes, validateProjectionSources, ValidateLocalNonReservedPath,
-// ValidateVolumeMounts and ValidatePodSpec's serviceAccountName check, after
+// ValidateVolumeMounts, ValidateEnv's name check (relaxed, as
+// RelaxedEnvironmentVariableValidation is locked on since v1.34) and
+// ValidatePodSpec's serviceAccountName check, after
 // the v1 defaulting that runs first (spec.serviceAccount follows
 // spec.serviceAccountName, a volume without a source is an emptyDir, a token
 // without expirationSeconds gets one hour). Importing that package would pull all of
@@ -26,7 +28,8 @@ import (
 )
 
 // Validate returns what kube-apiserver would reject in pod's volumes, mounts,
-// service account name and annotation size, one "field: reason" a line.
+// variable names, service account name and annotation size, one
+// "field: reason" a line.
 func Validate(pod *corev1.Pod) []string {
 	var errs []string
 	add := func(field, format string, args ...any) {
@@ -75,6 +78,7 @@ func Validate(pod *corev1.Pod) []string {
 	}{{"spec.initContainers", pod.Spec.InitContainers}, {"spec.containers", pod.Spec.Containers}} {
 		for i := range list.ctrs {
 			validateMounts(&list.ctrs[i], fmt.Sprintf("%s[%d].volumeMounts", list.field, i), volumes, add)
+			validateEnvNames(list.ctrs[i].Env, fmt.Sprintf("%s[%d].env", list.field, i), add)
 		}
 	}
 	return errs
@@ -170,6 +174,21 @@ func validateMounts(ctr *corev1.Container, field string, volumes map[string]bool
 			if p == m.MountPath {
 				add(mfield+".mountPath", "%q: must not already exist as a path in volumeDevices", m.MountPath)
 			}
+		}
+	}
+}
+
+// validateEnvNames is ValidateEnv's name check: required, and printable
+// ASCII other than '='. (Names may repeat: kube-apiserver only warns.)
+func validateEnvNames(env []corev1.EnvVar, field string, add func(string, string, ...any)) {
+	for i, e := range env {
+		efield := fmt.Sprintf("%s[%d].name", field, i)
+		if e.Name == "" {
+			add(efield, "required")
+			continue
+		}
+		for _, msg := range validation.IsRelaxedEnvVarName(e.Name) {
+			add(efield, "%q: %s", e.Name, msg)
 		}
 	}
 }

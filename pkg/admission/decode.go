@@ -76,7 +76,7 @@ func (d *decodedPod) of(raw []byte) bool {
 // podFields are the fields of a pod the handler reads: its metadata
 // (screening, the log line, Events), and what mutate.Mutate and the patch
 // read of its spec (the account fields, the volumes, each container's and
-// init container's name and volume mounts). Every other field is skipped by
+// init container's name, volume mounts and env). Every other field is skipped by
 // the decoder instead of being built: half the cost of decoding a 5 KB pod.
 // TestPodFieldsAreWhatMutateReads keeps this list in step with pkg/mutate.
 type podFields struct {
@@ -93,6 +93,7 @@ type podFields struct {
 type containerFields struct {
 	Name         string               `json:"name"`
 	VolumeMounts []corev1.VolumeMount `json:"volumeMounts"`
+	Env          []corev1.EnvVar      `json:"env"`
 }
 
 // pod is a Pod holding the fields read.
@@ -113,7 +114,7 @@ func containers(fs []containerFields) []corev1.Container {
 	}
 	out := make([]corev1.Container, len(fs))
 	for i, c := range fs {
-		out[i].Name, out[i].VolumeMounts = c.Name, c.VolumeMounts
+		out[i].Name, out[i].VolumeMounts, out[i].Env = c.Name, c.VolumeMounts, c.Env
 	}
 	return out
 }

@@ -90,6 +90,30 @@ func podJSON(t *testing.T, annotations, labels map[string]string, namespace stri
 	return b
 }
 
+// withTokenFileEnv is annotations asking for VAULT_TOKEN_FILE too.
+func withTokenFileEnv(annotations map[string]string) map[string]string {
+	out := map[string]string{mutate.AnnotationTokenFileEnv: "vault=VAULT_TOKEN_FILE"}
+	for k, v := range annotations {
+		out[k] = v
+	}
+	return out
+}
+
+// envPodJSON is podJSON's pod with env in its container.
+func envPodJSON(t *testing.T, annotations map[string]string, env ...corev1.EnvVar) []byte {
+	t.Helper()
+	var pod corev1.Pod
+	if err := json.Unmarshal(podJSON(t, annotations, nil, ""), &pod); err != nil {
+		t.Fatal(err)
+	}
+	pod.Spec.Containers[0].Env = env
+	b, err := json.Marshal(pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestResponses(t *testing.T) {
 	classic := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationExpiration: "2h", mutate.AnnotationServiceAccount: "nginx"}
 	for _, tc := range []struct {
@@ -134,6 +158,11 @@ func TestResponses(t *testing.T) {
 			allowed: true, code: http.StatusOK},
 		{name: "update ignored", req: request("demo", admissionv1.Update, podJSON(t, classic, nil, "")),
 			allowed: true, code: http.StatusOK},
+		{name: "token-file variable", req: request("demo", admissionv1.Create, podJSON(t, withTokenFileEnv(classic), nil, "")),
+			allowed: true, code: http.StatusOK, patched: true, wantEnsured: true},
+		{name: "token-file variable the container sets otherwise", req: request("demo", admissionv1.Create, envPodJSON(t, withTokenFileEnv(classic), corev1.EnvVar{Name: "VAULT_TOKEN_FILE", Value: "/x"})),
+			code: http.StatusForbidden, message: `token-projector.io/token-file-env: "vault=VAULT_TOKEN_FILE" is not accepted: container "app" already sets VAULT_TOKEN_FILE to "/x" ` +
+				`(this annotation would set it to "/var/run/secrets/tokens/vault-token"); remove it from the container or name another variable`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ens := &stubEnsurer{err: tc.ensureErr, foreign: tc.foreign}

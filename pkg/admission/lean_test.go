@@ -159,7 +159,9 @@ func equalityBodies(t *testing.T) map[string][]byte {
 
 // parseCorpusPods are pods annotated with each input of pkg/mutate's
 // FuzzParse corpus (audience, expiration, account, mount path, containers,
-// the spec's account), all annotations present.
+// the spec's account, token-file variables), all annotations present but
+// the token-file variables when the input gives none. The app container
+// sets VAULT_TOKEN_FILE to vault's token file, as FuzzParse's pod does.
 func parseCorpusPods(t *testing.T) map[string]string {
 	t.Helper()
 	files, _ := filepath.Glob("../mutate/testdata/fuzz/FuzzParse/*")
@@ -169,19 +171,23 @@ func parseCorpusPods(t *testing.T) map[string]string {
 	out := map[string]string{}
 	for _, file := range files {
 		v := tpadmission.CorpusValues(t, file)
-		if len(v) != 6 {
-			t.Fatalf("%s: %d string values, want 6", file, len(v))
+		if len(v) != 7 {
+			t.Fatalf("%s: %d string values, want 7", file, len(v))
 		}
-		ann, err := json.Marshal(map[string]string{
+		annotations := map[string]string{
 			mutate.AnnotationAudience: v[0], mutate.AnnotationExpiration: v[1], mutate.AnnotationServiceAccount: v[2],
 			mutate.AnnotationMountPath: v[3], mutate.AnnotationContainers: v[4],
-		})
+		}
+		if v[6] != "" {
+			annotations[mutate.AnnotationTokenFileEnv] = v[6]
+		}
+		ann, err := json.Marshal(annotations)
 		if err != nil {
 			t.Fatal(err)
 		}
 		sa, _ := json.Marshal(v[5])
 		out[filepath.Base(file)] = `{"metadata":{"name":"p","annotations":` + string(ann) + `},"spec":{"serviceAccountName":` + string(sa) +
-			`,"containers":[{"name":"app","image":"nginx"},{"name":"sidecar"}]}}`
+			`,"containers":[{"name":"app","image":"nginx","env":[{"name":"VAULT_TOKEN_FILE","value":"/var/run/secrets/tokens/vault-token"}]},{"name":"sidecar"}]}}`
 	}
 	return out
 }

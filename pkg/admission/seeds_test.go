@@ -70,7 +70,18 @@ func seedReviews(t *testing.T) map[string][]byte {
 		return `{"metadata":{"generateName":"web-","annotations":{"token-projector.io/audience":"vault","token-projector.io/service-account":"nginx"` + extra +
 			`}},"spec":{"containers":[{"name":"app","image":"nginx"}]}}`
 	}
+	// A pod asking for VAULT_TOKEN_FILE whose app container's env is env.
+	withEnv := func(env string) string {
+		return `{"metadata":{"annotations":{"token-projector.io/audience":"vault","token-projector.io/token-file-env":"vault=VAULT_TOKEN_FILE"}},` +
+			`"spec":{"containers":[{"name":"app","env":` + env + `},{"name":"sidecar"}]}}`
+	}
 	for name, body := range map[string][]byte{
+		"env-null":                  reviewBody("v1", "u23", fuzzOptedIn, "CREATE", podKind, withEnv(`null`), ""),
+		"env-ours-value-from-null":  reviewBody("v1", "u24", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"name":"VAULT_TOKEN_FILE","value":"/var/run/secrets/tokens/vault-token","valueFrom":null}]`), ""),
+		"env-capitalised-name":      reviewBody("v1", "u25", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"Name":"VAULT_TOKEN_FILE","value":"/x"}]`), ""),
+		"env-duplicate-name":        reviewBody("v1", "u26", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"name":"OTHER","name":"VAULT_TOKEN_FILE","value":"/x"}]`), ""),
+		"env-not-a-list":            reviewBody("v1", "u27", fuzzOptedIn, "CREATE", podKind, withEnv(`{"name":"VAULT_TOKEN_FILE"}`), ""),
+		"env-value-from-empty":      reviewBody("v1", "u28", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"name":"VAULT_TOKEN_FILE","valueFrom":{}}]`), ""),
 		"forged-namespace-mismatch": reviewBody("v1", "u1", fuzzOptedIn, "CREATE", podKind, strings.Replace(classic, `"namespace":"demo"`, `"namespace":"other"`, 1), ""),
 		"forged-not-opted-in":       reviewBody("v1", "u2", fuzzNotOpted, "CREATE", podKind, classic, ""),
 		"forged-unknown-namespace":  reviewBody("v1", "u3", "nowhere", "CREATE", podKind, annotated(""), ""),

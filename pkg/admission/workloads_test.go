@@ -48,6 +48,11 @@ func TestWorkloadResponses(t *testing.T) {
 	}
 	cron := batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Name: "nightly"}, Spec: batchv1.CronJobSpec{
 		JobTemplate: batchv1.JobTemplateSpec{Spec: batchv1.JobSpec{Template: podTemplate(ok, "cron-sa")}}}}
+	// A template whose container takes the variable from a Secret.
+	envDeploy := appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web"}, Spec: appsv1.DeploymentSpec{
+		Template: podTemplate(map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationTokenFileEnv: "vault=VAULT_TOKEN_FILE"}, "web-sa")}}
+	envDeploy.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "VAULT_TOKEN_FILE", ValueFrom: &corev1.EnvVarSource{
+		SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "vault"}, Key: "token-file"}}}}
 	for _, tc := range []struct {
 		name    string
 		req     admission.Request
@@ -64,6 +69,8 @@ func TestWorkloadResponses(t *testing.T) {
 			allowed: true, code: http.StatusOK, ensured: "demo/cron-sa"},
 		{name: "invalid template denied like a pod", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, deploy(bad, "")),
 			code: http.StatusForbidden, message: `token-projector.io/expiration: "1s" is not accepted`},
+		{name: "token-file variable the container sets otherwise denied like a pod", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, envDeploy),
+			code: http.StatusForbidden, message: `token-projector.io/token-file-env: "vault=VAULT_TOKEN_FILE" is not accepted: container "app" already sets VAULT_TOKEN_FILE from valueFrom.secretKeyRef`},
 		{name: "no audience skipped", req: workloadRequest(t, "apps", "Deployment", admissionv1.Create, deploy(nil, "web-sa")),
 			allowed: true, code: http.StatusOK},
 		{name: "other kinds skipped", req: workloadRequest(t, "", "Service", admissionv1.Create, deploy(ok, "web-sa")),

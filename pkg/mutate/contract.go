@@ -25,6 +25,9 @@ const (
 	AnnotationMountPath = Prefix + "mount-path"
 	// AnnotationContainers is an allow-list of container names to mount into.
 	AnnotationContainers = Prefix + "containers"
+	// AnnotationTokenFileEnv maps audiences to environment variables that
+	// name their token files: comma-separated <audience>=<VARIABLE> entries.
+	AnnotationTokenFileEnv = Prefix + "token-file-env"
 	// AnnotationStatus is written by the webhook: what it injected.
 	AnnotationStatus = Prefix + "status"
 	// LabelInjected is written by the webhook, InjectedTrue on every pod it

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -24,17 +25,21 @@ const (
 	hasServiceAccount
 	hasMountPath
 	hasContainers
+	hasTokenFileEnv
 )
 
 // FuzzParse drives the annotation parser and the planner with arbitrary
 // annotation values on a pod that already has an init container, a sidecar,
-// the ServiceAccount plugin's token volume and a volume of its own.
-// Properties: no panic; a refusal is an *InvalidError whose message names the
-// field, the value and what is accepted; an accepted Spec is within every
-// bound; the planned pod passes kube-apiserver's volume and mount validation;
-// and mutating the result again changes nothing. Seeds: testdata/fuzz/FuzzParse.
+// the ServiceAccount plugin's token volume, a volume of its own and
+// variables of its own. Properties: no panic; a refusal is an *InvalidError
+// whose message names the field, the value and what is accepted; an
+// accepted Spec is within every bound; the planned pod passes
+// kube-apiserver's volume, mount and env validation, has every variable
+// asked for, set to its token file, in every container mounting the volume,
+// and no variable of the pod's changed; and mutating the result again
+// changes nothing. Seeds: testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
-	f.Fuzz(func(t *testing.T, audience, expiration, serviceAccount, mountPath, containers, specServiceAccount string, present uint8) {
+	f.Fuzz(func(t *testing.T, audience, expiration, serviceAccount, mountPath, containers, specServiceAccount string, present uint8, tokenFileEnv string) {
 		ann := map[string]string{AnnotationAudience: audience}
 		for _, a := range []struct {
 			bit   uint8
@@ -45,6 +50,7 @@ func FuzzParse(f *testing.F) {
 			{hasServiceAccount, AnnotationServiceAccount, serviceAccount},
 			{hasMountPath, AnnotationMountPath, mountPath},
 			{hasContainers, AnnotationContainers, containers},
+			{hasTokenFileEnv, AnnotationTokenFileEnv, tokenFileEnv},
 		} {
 			if present&a.bit != 0 {
 				ann[a.key] = a.value
@@ -66,11 +72,13 @@ func FuzzParse(f *testing.F) {
 			checkDenial(t, err)
 			return
 		}
+		before := pod.DeepCopy()
 		res.Changes.Apply(pod)
 		if errs := podvalidation.Validate(pod); validBefore && len(errs) > 0 {
 			t.Fatalf("kube-apiserver would reject the mutated pod:\n%s", strings.Join(errs, "\n"))
 		}
 		checkNoSharedMountDirectory(t, pod)
+		checkTokenFileEnv(t, &res.Spec, before, pod)
 		again, err := Mutate(pod, cfg)
 		if err != nil {
 			t.Fatalf("second pass denied its own output: %v", err)
@@ -86,12 +94,17 @@ func fuzzPod(annotations map[string]string, serviceAccount string) *corev1.Pod {
 		ObjectMeta: metav1.ObjectMeta{Name: "fuzz", Namespace: "demo", Annotations: annotations},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: serviceAccount,
-			InitContainers:     []corev1.Container{{Name: "setup", Image: "busybox"}},
+			InitContainers:     []corev1.Container{{Name: "setup", Image: "busybox", Env: []corev1.EnvVar{}}},
 			Containers: []corev1.Container{
 				{Name: "app", Image: "nginx", VolumeMounts: []corev1.VolumeMount{
 					{Name: "kube-api-access-x", MountPath: "/var/run/secrets/kubernetes.io/serviceaccount", ReadOnly: true},
 					// A trailing slash: the same directory as /data.
 					{Name: "data", MountPath: "/data/"},
+				}, Env: []corev1.EnvVar{
+					// What vault=VAULT_TOKEN_FILE sets under the default mount path.
+					{Name: "VAULT_TOKEN_FILE", Value: DefaultMountPath + "/vault-token"},
+					{Name: "SECRET_TOKEN_FILE", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+						LocalObjectReference: corev1.LocalObjectReference{Name: "s"}, Key: "k"}}},
 				}},
 				{Name: "sidecar", Image: "envoy"},
 			},
@@ -180,6 +193,56 @@ func checkSpec(t *testing.T, spec *Spec, podSpec *corev1.PodSpec, cfg Config) {
 	for _, c := range spec.Containers {
 		if !slices.Contains(all, c) {
 			t.Fatalf("container %q is not in the pod", c)
+		}
+	}
+	if len(spec.TokenFileEnv) > MaxTokenFileEnvs {
+		t.Fatalf("%d token-file variables accepted", len(spec.TokenFileEnv))
+	}
+	names := map[string]bool{}
+	for _, v := range spec.TokenFileEnv {
+		i := slices.IndexFunc(spec.Audiences, func(a Audience) bool { return a.Name == v.Audience })
+		switch {
+		case !cIdentifier(v.Name) || names[v.Name]:
+			t.Fatalf("variable %q accepted, not a C identifier or not unique", v.Name)
+		case i < 0:
+			t.Fatalf("variable %s names audience %q, which the pod does not request", v.Name, v.Audience)
+		case v.Path != path.Join(spec.MountPath, spec.Audiences[i].File):
+			t.Fatalf("variable %s is %q, not audience %q's token file", v.Name, v.Path, v.Audience)
+		}
+		names[v.Name] = true
+	}
+}
+
+// checkTokenFileEnv: in the mutated pod, every container that mounts the
+// token volume has each variable asked for, set to its token file, as the
+// value the container ends up with (the last entry of that name); no
+// variable the pod had is changed or removed, and nothing else gets one.
+func checkTokenFileEnv(t *testing.T, spec *Spec, before, after *corev1.Pod) {
+	t.Helper()
+	was := slices.Concat(before.Spec.InitContainers, before.Spec.Containers)
+	for i, c := range slices.Concat(after.Spec.InitContainers, after.Spec.Containers) {
+		if len(c.Env) < len(was[i].Env) || !equality.Semantic.DeepEqual(c.Env[:len(was[i].Env)], was[i].Env) {
+			t.Fatalf("container %s: env %+v changed what it had, %+v", c.Name, c.Env, was[i].Env)
+		}
+		if !slices.Contains(spec.Containers, c.Name) {
+			if len(c.Env) != len(was[i].Env) {
+				t.Fatalf("container %s does not mount the token volume but got variables: %+v", c.Name, c.Env)
+			}
+			continue
+		}
+		for _, v := range spec.TokenFileEnv {
+			var last *corev1.EnvVar
+			for j := range c.Env {
+				if c.Env[j].Name == v.Name {
+					last = &c.Env[j]
+				}
+			}
+			if last == nil || last.ValueFrom != nil || last.Value != v.Path {
+				t.Fatalf("container %s: %s is %+v, want %q", c.Name, v.Name, last, v.Path)
+			}
+		}
+		if added := len(c.Env) - len(was[i].Env); added > len(spec.TokenFileEnv) {
+			t.Fatalf("container %s: %d variables added for %d asked", c.Name, added, len(spec.TokenFileEnv))
 		}
 	}
 }

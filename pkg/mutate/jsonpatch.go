@@ -1,7 +1,6 @@
 package mutate
 
 import (
-	"strconv"
 	"strings"
 
 	"gomodules.xyz/jsonpatch/v2"
@@ -14,18 +13,15 @@ import (
 // computed here, so fields our k8s.io/api version does not know are never
 // touched, and no re-marshal and diff of the pod is needed.
 func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
-	ops := make([]jsonpatch.JsonPatchOperation, 0, 5+len(c.Mounts))
+	ops := make([]jsonpatch.JsonPatchOperation, 0, 5+len(c.Mounts)+len(c.Env))
 	if c.Volume != nil {
 		ops = append(ops, appendOp("/spec/volumes", len(pod.Spec.Volumes), *c.Volume))
 	}
 	for _, m := range c.Mounts {
-		list, ctrs := "/spec/containers/", pod.Spec.Containers
-		if m.Container.Init {
-			list, ctrs = "/spec/initContainers/", pod.Spec.InitContainers
-		}
-		base := list + strconv.Itoa(m.Container.Index) + "/volumeMounts"
-		ops = append(ops, appendOp(base, len(ctrs[m.Container.Index].VolumeMounts), m.Mount))
+		base := containerPath(m.Container) + "/volumeMounts"
+		ops = append(ops, appendOp(base, len(container(pod, m.Container).VolumeMounts), m.Mount))
 	}
+	ops = append(ops, envOps(pod, c.Env)...)
 	if c.ServiceAccountName != "" {
 		ops = append(ops, jsonpatch.NewOperation("add", "/spec/serviceAccountName", c.ServiceAccountName))
 	}

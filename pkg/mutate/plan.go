@@ -37,6 +37,8 @@ type Changes struct {
 	Volume *corev1.Volume
 	// Mounts are appended to the named containers' volumeMounts.
 	Mounts []Mount
+	// Env are appended to the named containers' env (token-file-env).
+	Env []Env
 	// ServiceAccountName, when not empty, is set as spec.serviceAccountName.
 	ServiceAccountName string
 	// DeprecatedServiceAccount, when not empty, is set as spec.serviceAccount.
@@ -49,7 +51,7 @@ type Changes struct {
 
 // Empty reports whether the pod already carries everything the Spec asks for.
 func (c *Changes) Empty() bool {
-	return c.Volume == nil && len(c.Mounts) == 0 && c.ServiceAccountName == "" &&
+	return c.Volume == nil && len(c.Mounts) == 0 && len(c.Env) == 0 && c.ServiceAccountName == "" &&
 		c.DeprecatedServiceAccount == "" && c.Status == "" && !c.Label
 }
 
@@ -66,6 +68,9 @@ type Status struct {
 	ManagedServiceAccount bool     `json:"managedServiceAccount,omitempty"`
 	MountPath             string   `json:"mountPath"`
 	Containers            []string `json:"containers"`
+	// TokenFileEnv maps each variable set to a token file's path to that
+	// file's audience.
+	TokenFileEnv map[string]string `json:"tokenFileEnv,omitempty"`
 }
 
 // Volume is the projected volume a Spec asks for: one serviceAccountToken
@@ -124,13 +129,14 @@ func (s *Spec) Status(runsAs string, id Identity) string {
 	for _, a := range s.Audiences {
 		st.Audiences = append(st.Audiences, a.Name)
 	}
-	b, _ := json.Marshal(st) // cannot fail: strings, ints and bools only
+	st.TokenFileEnv = s.tokenFileEnvStatus()
+	b, _ := json.Marshal(st) // cannot fail: strings, ints, bools and a map of strings only
 	return string(b)
 }
 
 // Plan works out the Changes that make pod carry spec. It refuses, with an
-// *InvalidError, to touch a volume or mount the pod already has that differs
-// from ours: those are the author's, and we never overwrite them.
+// *InvalidError, to touch a volume, mount or variable the pod already has
+// that differs from ours: those are the author's, and we never overwrite them.
 func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 	var c Changes
 	want := spec.Volume()
@@ -142,7 +148,8 @@ func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 	}
 
 	mount := spec.VolumeMount()
-	for _, ref := range containerRefs(pod, spec.Containers) {
+	refs := containerRefs(pod, spec.Containers)
+	for _, ref := range refs {
 		ctr := container(pod, ref)
 		add, err := planMount(ctr, mount)
 		if err != nil {
@@ -152,6 +159,11 @@ func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 			c.Mounts = append(c.Mounts, Mount{Container: ref, Mount: mount})
 		}
 	}
+	env, err := planTokenFileEnv(spec, pod, refs)
+	if err != nil {
+		return Changes{}, err
+	}
+	c.Env = env
 
 	runsAs := runsAs(spec, pod)
 	if spec.FromAnnotation {
@@ -215,6 +227,7 @@ func (c *Changes) Apply(pod *corev1.Pod) {
 		ctr := container(pod, m.Container)
 		ctr.VolumeMounts = append(ctr.VolumeMounts, m.Mount)
 	}
+	applyEnv(pod, c.Env)
 	if c.ServiceAccountName != "" {
 		pod.Spec.ServiceAccountName = c.ServiceAccountName
 	}

@@ -39,6 +39,9 @@ type Spec struct {
 	// Containers are the names of the containers and init containers to mount
 	// the volume into, in pod order.
 	Containers []string
+	// TokenFileEnv are the variables to set, in every container of
+	// Containers, to a token file's path (token-file-env), in annotation order.
+	TokenFileEnv []TokenFileVar
 }
 
 // Triggered reports whether the annotations ask for injection at all.
@@ -71,6 +74,9 @@ func Parse(annotations map[string]string, podSpec *corev1.PodSpec, cfg Config) (
 		return Spec{}, nil, err
 	}
 	if spec.Containers, err = parseContainers(annotations, podSpec); err != nil {
+		return Spec{}, nil, err
+	}
+	if spec.TokenFileEnv, err = parseTokenFileEnv(annotations, spec.Audiences, spec.MountPath); err != nil {
 		return Spec{}, nil, err
 	}
 	return spec, warnings, nil

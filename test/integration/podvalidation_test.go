@@ -13,7 +13,8 @@ import (
 )
 
 // TestPodValidationAgreesWithAPIServer keeps internal/podvalidation (the
-// fuzz tests' stand-in for kube-apiserver's pod volume and mount checks)
+// fuzz tests' stand-in for kube-apiserver's pod volume, mount and variable
+// name checks)
 // honest: for pods that break each rule it re-creates, and pods just inside
 // them, it must accept exactly what kube-apiserver accepts. The pods are
 // dry-run in a namespace that is not opted in, so the webhook stays out.
@@ -30,6 +31,13 @@ func TestPodValidationAgreesWithAPIServer(t *testing.T) {
 		return func(p *corev1.Pod) {
 			p.Spec.Volumes = vols
 			p.Spec.Containers[0].VolumeMounts = mounts
+		}
+	}
+	withEnv := func(names ...string) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			for _, n := range names {
+				p.Spec.Containers[0].Env = append(p.Spec.Containers[0].Env, corev1.EnvVar{Name: n, Value: "/x"})
+			}
 		}
 	}
 	tok := projected("tok", nil, token("t", ptr(int64(3600))))
@@ -73,6 +81,11 @@ func TestPodValidationAgreesWithAPIServer(t *testing.T) {
 		{"mount path relative", mounted([]corev1.Volume{tok}, corev1.VolumeMount{Name: "tok", MountPath: "relative"})},
 		{"service account default", func(p *corev1.Pod) { p.Spec.ServiceAccountName = "default" }},
 		{"service account invalid", func(p *corev1.Pod) { p.Spec.ServiceAccountName = "Not_Valid" }},
+		{"env names kube-apiserver accepts", withEnv("VAULT_TOKEN_FILE", "1st", "my.env-name", "with space", "semi;colon", "VAULT_TOKEN_FILE")},
+		{"env name empty", withEnv("")},
+		{"env name with =", withEnv("A=B")},
+		{"env name not ASCII", withEnv("TOKEN_FILÉ")},
+		{"env name with a tab", withEnv("A\tB")},
 		{"annotations at the limit", func(p *corev1.Pod) { p.Annotations = map[string]string{"a": strings.Repeat("x", 256<<10-1)} }},
 		{"annotations over the limit", func(p *corev1.Pod) { p.Annotations = map[string]string{"a": strings.Repeat("x", 256<<10)} }},
 	} {
