@@ -38,7 +38,7 @@ func tokenPodSpec() corev1.PodSpec {
 		SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr(int64(appUID)), RunAsGroup: ptr(int64(appUID)), RunAsNonRoot: ptr(true)},
 		Containers: []corev1.Container{{
 			Name: "app", Image: checkImage, ImagePullPolicy: corev1.PullNever,
-			Args: []string{"-other-account=" + bystander},
+			Args: []string{"-other-account=" + bystander, "-token-env=" + tokenEnv},
 			ReadinessProbe: &corev1.Probe{
 				ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(reportPort)}},
 				PeriodSeconds: 1,
@@ -47,9 +47,14 @@ func tokenPodSpec() corev1.PodSpec {
 	}
 }
 
-// tokenAnnotations ask for a vault token valid for 2h.
+// tokenEnv is the variable the pods ask the webhook to set to their vault
+// token's file, as a cloud SDK reads AWS_WEB_IDENTITY_TOKEN_FILE.
+const tokenEnv = "VAULT_TOKEN_FILE"
+
+// tokenAnnotations ask for a vault token valid for 2h, and tokenEnv naming
+// its file.
 func tokenAnnotations(extra map[string]string) map[string]string {
-	a := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationExpiration: "2h"}
+	a := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationExpiration: "2h", mutate.AnnotationTokenFileEnv: "vault=" + tokenEnv}
 	for k, v := range extra {
 		a[k] = v
 	}
@@ -139,6 +144,9 @@ func (e *env) verifyToken(t *testing.T, p *corev1.Pod, sa string) bool {
 	if r.UID != appUID || r.TokenError != "" || r.Token == "" {
 		fail("the container (uid %d) could not read its token: %q", r.UID, r.TokenError)
 		return false
+	}
+	if want := "/var/run/secrets/tokens/vault-token"; r.EnvVar != tokenEnv || r.EnvValue != want || !r.EnvSameToken || r.EnvError != "" {
+		fail("%s is %q (%s), its file the projected token: %v; want %s naming the token's file", tokenEnv, r.EnvValue, r.EnvError, r.EnvSameToken, want)
 	}
 	if r.FileMode != "-rw-------" || r.FileUID != appUID {
 		fail("token file mode %s owner %d, want -rw------- owned by %d", r.FileMode, r.FileUID, appUID)
