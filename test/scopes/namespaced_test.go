@@ -27,6 +27,10 @@ import (
 
 const ttl = 3 * time.Second
 
+// grace is the webhook's --gc-grace here: between the RoleBinding's delete
+// and the rest's.
+const grace = 2 * time.Second
+
 // served are the namespaces of the scope; outside is opted in by its label
 // but not served.
 var (
@@ -42,7 +46,7 @@ func TestMain(m *testing.M) {
 		Setup:   func(ctx context.Context, _ *testenv.Env) error { return bindNamespaced(ctx) },
 		Webhook: func(o *server.Options) {
 			o.Namespaces = served
-			o.GCTTL = ttl
+			o.GCTTL, o.GCGrace = ttl, grace
 		},
 	}.Main(m))
 }
@@ -115,7 +119,7 @@ func TestServedNamespacesWork(t *testing.T) {
 			if err := env.Admin.Delete(ctx, p); err != nil {
 				t.Fatal(err)
 			}
-			testenv.WaitFor(t, "the unused identity is collected", ttl+30*time.Second, func() bool {
+			testenv.WaitFor(t, "the unused identity is collected", ttl+grace+30*time.Second, func() bool {
 				for _, o := range testenv.Identity(ns, "app") {
 					if env.Exists(t, o) {
 						return false
