@@ -42,6 +42,12 @@ go test $(word 1,$(subst :, ,$(1))) -run '^$$' -fuzz '^$(word 2,$(subst :, ,$(1)
 endef
 
 GO_TEST_FLAGS ?= -timeout 45m
+# The packages whose code runs concurrently (admissions sharing one ensure,
+# live read and API limiter; the drain; the reconciler's workers): make test
+# runs them under the race detector too, before the main run. Only these: it
+# slows code several times over, and the integration tiers would then
+# measure the detector rather than the webhook.
+RACE_PACKAGES ?= ./pkg/rbac/ ./pkg/admission/ ./pkg/server/ ./pkg/reconcile/
 
 .DEFAULT_GOAL := help
 
@@ -66,7 +72,8 @@ lint: golangci-lint ## Run golangci-lint (installed at a pinned version).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: vet lint helm-lint controlplane controlplane-oldest cluster test-fuzz ## Run every test: unit, golden, fuzz (short), chart, integration, faults, load (short), end to end against a real kube-apiserver (integration and end to end also against the oldest supported one), and the real cluster.
+test: vet lint helm-lint controlplane controlplane-oldest cluster test-fuzz ## Run every test: unit (the concurrent packages also with -race), golden, fuzz (short), chart, integration, faults, load (short), end to end against a real kube-apiserver (integration and end to end also against the oldest supported one), and the real cluster.
+	go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
 	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh --oldest)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) $(OLDEST_TIERS)
 	$(run-cluster-tier)

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"sync"
+	"unicode/utf16"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
@@ -176,8 +177,9 @@ func withRequest(req *admission.Request) *admission.Request {
 }
 
 // These spell apiVersion or kind to encoding/json without spelling them
-// byte for byte: an escape, and the two non-ASCII letters that fold to an
-// ASCII one of those names (the Kelvin sign to k, the long s to s).
+// byte for byte: the two non-ASCII letters that fold to an ASCII one of
+// those names (the Kelvin sign to k, the long s to s; unicode.SimpleFold
+// folds no other to an ASCII letter), and an escape (\uXXXX) of a letter.
 var (
 	escapeU = []byte(`\u`)
 	kelvin  = []byte("\u212a")
@@ -190,11 +192,56 @@ var (
 // spells either name but exactly, in any case, escape or folding letter.
 // Anything else (any "Kind" anywhere, say) takes the framework's path.
 func plainReview(body []byte) bool {
-	if bytes.Contains(body, escapeU) || bytes.Contains(body, kelvin) || bytes.Contains(body, longS) {
+	if bytes.Contains(body, kelvin) || bytes.Contains(body, longS) || !lettersUnescaped(body) {
 		return false
 	}
 	return !spelledOtherwise(body, "kind", 'k', 0) && !spelledOtherwise(body, "kind", 'K', 0) &&
 		!spelledOtherwise(body, "apiVersion", 'v', 3) && !spelledOtherwise(body, "apiVersion", 'V', 3)
+}
+
+// lettersUnescaped reports whether no \uXXXX escape in body can stand for
+// a letter of apiVersion or kind, so that a name that decodes to either, in
+// any case, has every letter as a byte in the body, where spelledOtherwise
+// finds it: each escape must be of a code point that is neither an ASCII
+// letter nor one that folds to one, nor half of a surrogate pair (which
+// this check would have to pair up to judge). kube-apiserver writes its
+// reviews with Go's HTML-safe JSON, which escapes &, <, > (\u0026, \u003c,
+// \u003e), U+2028 and U+2029, and control characters: pods whose command
+// holds && or a query string keep the one pass. A \u after an escaped
+// backslash (\\u) is text, not an escape; it is judged as one all the same,
+// which only ever sends a body to the framework's path.
+func lettersUnescaped(body []byte) bool {
+	for i := 0; ; {
+		j := bytes.Index(body[i:], escapeU)
+		if j < 0 {
+			return true
+		}
+		i += j + len(escapeU)
+		if len(body)-i < 4 {
+			return false
+		}
+		r, ok := hex4(body[i : i+4])
+		if !ok || 'a' <= r|0x20 && r|0x20 <= 'z' || r == 0x212a || r == 0x017f || utf16.IsSurrogate(r) {
+			return false
+		}
+	}
+}
+
+// hex4 is the code point of four hex digits.
+func hex4(b []byte) (rune, bool) {
+	var r rune
+	for _, c := range b {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c|0x20 && c|0x20 <= 'f':
+			c = (c | 0x20) - 'a' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 // spelledOtherwise reports whether a string in body spells name in another

@@ -103,9 +103,17 @@ func seedReviews(t *testing.T) map[string][]byte {
 			`{"metadata":{"labels":null,"annotations":{"token-projector.io/audience":"vault,sts.example.com"}},"spec":{"volumes":null,"initContainers":null,"containers":[{"name":"app","volumeMounts":null}]}}`, ""),
 		"own-volume-other-source": reviewBody("v1", "u18", fuzzOptedIn, "CREATE", podKind,
 			`{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"spec":{"volumes":[{"name":"token-projector","emptyDir":{}}],"containers":[{"name":"app"}]}}`, ""),
-		"hostile-values":  reviewBody("v1", "u19", fuzzOptedIn, "CREATE", podKind, annotated(`,"token-projector.io/expiration":"9999999999999999999","token-projector.io/mount-path":"../x"`), ""),
-		"opted-out":       reviewBody("v1", "u20", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"labels":{"token-projector.io/inject":"disabled"},"annotations":{"token-projector.io/audience":"vault"}},"spec":{"containers":[{"name":"app"}]}}`, ""),
-		"unknown-fields":  reviewBody("v1", "u21", fuzzOptedIn, "CREATE", podKind, `{"future":1,"metadata":{"annotations":{"token-projector.io/audience":"vault"},"x":[]},"spec":{"y":{},"containers":[{"name":"app","z":true}]}}`, ""),
+		"hostile-values": reviewBody("v1", "u19", fuzzOptedIn, "CREATE", podKind, annotated(`,"token-projector.io/expiration":"9999999999999999999","token-projector.io/mount-path":"../x"`), ""),
+		"opted-out":      reviewBody("v1", "u20", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"labels":{"token-projector.io/inject":"disabled"},"annotations":{"token-projector.io/audience":"vault"}},"spec":{"containers":[{"name":"app"}]}}`, ""),
+		"unknown-fields": reviewBody("v1", "u21", fuzzOptedIn, "CREATE", podKind, `{"future":1,"metadata":{"annotations":{"token-projector.io/audience":"vault"},"x":[]},"spec":{"y":{},"containers":[{"name":"app","z":true}]}}`, ""),
+		// kube-apiserver's HTML-safe JSON escapes &, <, >, U+2028 and U+2029:
+		// the one pass reads these; an escaped letter of kind goes to the
+		// framework, in the object or in the review.
+		"escaped-html": reviewBody("v1", "u23", fuzzOptedIn, "CREATE", podKind, `{"metadata":{"annotations":{"token-projector.io/audience":"vault","example.com/note":"a\u2028b\u2029"}},`+
+			`"spec":{"containers":[{"name":"app","image":"curl","command":["sh","-c","test -f /a && curl 'http://svc/?a=1&b=2' > /tmp/out < /dev/null"]}]}}`, ""),
+		"escaped-kind-in-object": reviewBody("v1", "u24", fuzzOptedIn, "CREATE", podKind, `{"\u004bind":"Pod","metadata":{"annotations":{"token-projector.io/audience":"vault \u0026 sts"}},"spec":{"containers":[{"name":"app"}]}}`, ""),
+		"escaped-kind-in-review": []byte(strings.Replace(string(reviewBody("v1", "u25", fuzzOptedIn, "CREATE", podKind, annotated(`,"x":"\u003c\u212a\u003e"`), "")),
+			`"kind":"AdmissionReview"`, `"kind":"AdmissionReview","\u212aind":"Other","apiVer\u0053ion":"v1"`, 1)),
 		"body-empty":      nil,
 		"body-truncated":  []byte(`{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"x"`),
 		"body-null":       []byte(`null`),

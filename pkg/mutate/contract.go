@@ -68,6 +68,25 @@ const (
 	DefaultMaxExpiration = 24 * time.Hour
 )
 
+// TemplateAnnotations and TemplateLabels are every key of a pod template
+// that can change what the webhook decides about it: the annotations Parse
+// reads and the pod opt-out label. A workload UPDATE that changes none of
+// them (nor the template's serviceAccountName or serviceAccount) asks for
+// nothing new. Its other token-projector.io/ keys are not among them: the
+// status annotation and the injected label are the webhook's own output on
+// pods, the policy annotations are read from Namespaces. SameRequest and the
+// workloads webhook's matchConditions (config/webhook/manifests.yaml, whose
+// keys pkg/admission's tests hold to these) compare exactly these keys, each
+// by one lookup, so that the cost of the expression does not grow with a
+// template's size.
+var (
+	TemplateAnnotations = []string{
+		AnnotationAudience, AnnotationExpiration, AnnotationServiceAccount, AnnotationMountPath, AnnotationContainers,
+		AnnotationTokenFileEnv,
+	}
+	TemplateLabels = []string{LabelInject}
+)
+
 // Limits that keep one pod's annotations from producing objects or files that
 // kube-apiserver or the kubelet would reject later, far from the cause.
 const (

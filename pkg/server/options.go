@@ -101,6 +101,10 @@ type Options struct {
 	// LeaderElectionNamespace holds the Lease; empty means the namespace
 	// the webhook's pod runs in (the release namespace).
 	LeaderElectionNamespace string
+	// LeaderElectionID names the Lease: one per release, so that two
+	// releases in one namespace elect their reconcilers apart. The chart
+	// passes <fullname>-reconciler; the default is the name config/ uses.
+	LeaderElectionID string
 	// EnableHTTP2 serves HTTP/2 on the webhook port. Off by default, as in
 	// kubebuilder, so that HTTP/2 stream attacks (CVE-2023-44487) from the
 	// pod network do not apply.
@@ -125,11 +129,13 @@ func DefaultOptions() Options {
 		APIBurst:               1000,
 		ShutdownTimeout:        15 * time.Second,
 		GCGrace:                reconcile.DefaultCollectGrace,
+		LeaderElectionID:       DefaultLeaderElectionID,
 	}
 }
 
-// LeaderElectionID names the Lease the replicas elect the reconciler by.
-const LeaderElectionID = "token-projector-reconciler"
+// DefaultLeaderElectionID names the Lease the replicas elect the reconciler
+// by, unless --leader-election-id names another.
+const DefaultLeaderElectionID = "token-projector-reconciler"
 
 // BindFlags registers a flag for every option, defaulting to the current value.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
@@ -153,8 +159,9 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.GCTTL, "gc-ttl", o.GCTTL, "Delete managed ServiceAccounts, Roles and RoleBindings no pod or workload has named for this long; 0 disables. Needs the token-projector-gc ClusterRole.")
 	fs.DurationVar(&o.GCGrace, "gc-grace", o.GCGrace, "With --gc-ttl: how long to wait between deleting an unused identity's RoleBinding and deleting its Role and ServiceAccount; an admission on any replica meanwhile re-creates the RoleBinding and stops the collection. Must exceed the time a pod takes from admission to storage.")
 	fs.StringVar(&o.ClientCA, "client-ca", o.ClientCA, "PEM file of the CA that signs the client certificates callers must present (kube-apiserver's); empty accepts any caller. Reloaded when it changes.")
-	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Run the reconciler (restore, garbage collection) on one elected replica only, through the Lease "+LeaderElectionID+"; every replica serves admissions.")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Run the reconciler (restore, garbage collection) on one elected replica only, through the Lease --leader-election-id; every replica serves admissions.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader-election Lease; empty means the webhook pod's own namespace.")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader-election Lease; one per release, so that releases sharing a namespace elect apart (the chart passes <fullname>-reconciler).")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "Serve HTTP/2 on the webhook port (off: HTTP/1.1 only).")
 }
 

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"net/http"
@@ -73,23 +74,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
-		Cache:                   cacheOptions(o),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
-		HealthProbeBindAddress:  o.HealthProbeBindAddress,
-		PprofBindAddress:        o.PprofBindAddress,
-		GracefulShutdownTimeout: &o.ShutdownTimeout,
-		// Only the reconciler needs the lease: controller-runtime runs the
-		// webhook server, caches and probes on every replica regardless.
-		LeaderElection:                o.LeaderElection,
-		LeaderElectionID:              LeaderElectionID,
-		LeaderElectionNamespace:       o.LeaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true, // the process exits once the manager stops
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir, TLSOpts: tlsOpts,
-		}),
-	})
+	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, tlsOpts))
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
@@ -141,6 +126,27 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// managerOptions are the manager's options for o.
+func managerOptions(o Options, scheme *runtime.Scheme, tlsOpts []func(*tls.Config)) ctrl.Options {
+	return ctrl.Options{
+		Scheme:                  scheme,
+		Cache:                   cacheOptions(o),
+		Metrics:                 metricsserver.Options{BindAddress: o.MetricsBindAddress},
+		HealthProbeBindAddress:  o.HealthProbeBindAddress,
+		PprofBindAddress:        o.PprofBindAddress,
+		GracefulShutdownTimeout: &o.ShutdownTimeout,
+		// Only the reconciler needs the lease: controller-runtime runs the
+		// webhook server, caches and probes on every replica regardless.
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true, // the process exits once the manager stops
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Host: o.WebhookHost, Port: o.WebhookPort, CertDir: o.CertDir, TLSOpts: tlsOpts,
+		}),
+	}
 }
 
 func restConfig(o Options) (*rest.Config, error) {

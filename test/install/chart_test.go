@@ -625,6 +625,54 @@ func TestDeploymentFlagsParse(t *testing.T) {
 	}
 }
 
+// TestLeaderElectionLeasePerRelease: each release elects its reconciler
+// through its own Lease, which its leader-election Role lets it use; the
+// documented release keeps the Lease config/ names.
+func TestLeaderElectionLeasePerRelease(t *testing.T) {
+	leases := map[string]string{}
+	for _, release := range []string{render.Release, "team-a", "team-b"} {
+		objs, err := render.ChartRelease(root, release, ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fullname := release
+		if release != render.Release {
+			fullname = release + "-token-projector"
+		}
+		var d appsv1.Deployment
+		into(t, objs, "Deployment", fullname, &d)
+		o := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
+		if !o.LeaderElection || o.LeaderElectionNamespace != "" {
+			t.Errorf("release %s: --leader-elect=%v --leader-election-namespace=%q, want on, in the pod's namespace", release, o.LeaderElection, o.LeaderElectionNamespace)
+		}
+		if other, ok := leases[o.LeaderElectionID]; ok {
+			t.Errorf("releases %s and %s share the Lease %q", other, release, o.LeaderElectionID)
+		}
+		leases[o.LeaderElectionID] = release
+		if release == render.Release && o.LeaderElectionID != server.DefaultLeaderElectionID {
+			t.Errorf("release %s: --leader-election-id=%q, want %q (config/'s)", release, o.LeaderElectionID, server.DefaultLeaderElectionID)
+		}
+
+		var role rbacv1.Role
+		into(t, objs, "Role", fullname+"-leader-election", &role)
+		if role.Namespace != ns {
+			t.Errorf("release %s: leader-election Role in %q, want %q", release, role.Namespace, ns)
+		}
+		allowed := map[string]bool{}
+		for _, r := range role.Rules {
+			if slices.Equal(r.APIGroups, []string{"coordination.k8s.io"}) && slices.Equal(r.Resources, []string{"leases"}) &&
+				(len(r.ResourceNames) == 0 || slices.Contains(r.ResourceNames, o.LeaderElectionID)) {
+				for _, v := range r.Verbs {
+					allowed[v] = true
+				}
+			}
+		}
+		if !allowed["get"] || !allowed["create"] || !allowed["update"] {
+			t.Errorf("release %s: Role %s allows %v on the Lease %s, want get, create and update", release, role.Name, allowed, o.LeaderElectionID)
+		}
+	}
+}
+
 // parseArgs parses container arguments with the webhook's own flag set.
 func parseArgs(t *testing.T, args []string) server.Options {
 	t.Helper()

@@ -59,6 +59,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ include "token-projector.fullname" . }}-serving-cert
 {{- end }}
 
+{{/*
+token-projector.leaderElectionID names the Lease the replicas elect the
+reconciler by: one per release, so that two releases in one namespace do not
+take turns over one Lease (the release token-projector gives config/'s
+token-projector-reconciler). Not truncated: a Lease's name may be 253 long.
+*/}}
+{{- define "token-projector.leaderElectionID" -}}
+{{ include "token-projector.fullname" . }}-reconciler
+{{- end }}
+
 {{- define "token-projector.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag }}
 {{- if .Values.image.digest }}
