@@ -111,7 +111,7 @@ func TestMatchConditions(t *testing.T) {
 			annExpiry = ", annotations: {token-projector.io/audience: vault, token-projector.io/service-account: web-sa, token-projector.io/expiration: 2h}"
 			annOther  = ", annotations: {token-projector.io/audience: vault, token-projector.io/service-account: web-sa, example.com/restartedAt: now}"
 			annSA2    = ", annotations: {token-projector.io/audience: vault, token-projector.io/service-account: other-sa}"
-			annEnv    = ", annotations: {token-projector.io/audience: vault, token-projector.io/service-account: web-sa, token-projector.io/token-file-env: VAULT_TOKEN_FILE}"
+			annEnv    = ", annotations: {token-projector.io/audience: vault, token-projector.io/service-account: web-sa, token-projector.io/token-file-env: vault=VAULT_TOKEN_FILE}"
 			annStatus = ", annotations: {token-projector.io/audience: vault, token-projector.io/service-account: web-sa, token-projector.io/status: '{}'}"
 			injected  = ", labels: {app: web, token-projector.io/injected: 'true'}" + ann
 			optOut    = ", labels: {app: web, token-projector.io/inject: disabled}" + ann
