@@ -64,7 +64,8 @@ type Status struct {
 	// RBAC is true when the account's Role and RoleBinding were ensured.
 	RBAC bool `json:"rbac"`
 	// ManagedServiceAccount is true when the account is one the webhook
-	// created: the reconciler re-creates only such an account.
+	// created, for audit: nothing the webhook decides reads it back (a pod
+	// author can write any status), the reconciler least of all.
 	ManagedServiceAccount bool     `json:"managedServiceAccount,omitempty"`
 	MountPath             string   `json:"mountPath"`
 	Containers            []string `json:"containers"`
