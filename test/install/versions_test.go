@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -40,6 +41,38 @@ func TestClaimedVersionsAreTested(t *testing.T) {
 	}
 	if claim := "Kubernetes " + oldest + " to " + newest; !strings.Contains(string(doc), claim) {
 		t.Errorf("docs/install.md does not claim %q, the range make test runs against", claim)
+	}
+
+	oldestTiersRun(t)
+}
+
+// oldestTiersRun checks that make test runs the integration and end-to-end
+// tiers against the oldest kube-apiserver for real: go test would otherwise
+// serve that run the cached results of the same packages run against the
+// newest one a moment before, since it cannot see the suites' read of
+// KUBEBUILDER_ASSETS (in TestMain, before the reads it records begin).
+func oldestTiersRun(t *testing.T) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	makefile := string(b)
+	recipe := regexp.MustCompile(`(?m)^\t.*hack/controlplane\.sh --oldest\).* go test (.*)\$\(OLDEST_TIERS\)$`).FindStringSubmatch(makefile)
+	if recipe == nil {
+		t.Fatal("the Makefile has no recipe line running go test on $(OLDEST_TIERS) with KUBEBUILDER_ASSETS from hack/controlplane.sh --oldest")
+	}
+	if !slices.Contains(strings.Fields(recipe[1]), "-count=1") {
+		t.Errorf("the oldest tiers run with go test flags %q, without -count=1: go test serves them the newest kube-apiserver's cached results", recipe[1])
+	}
+	tiers := regexp.MustCompile(`(?m)^OLDEST_TIERS \?= (.*)$`).FindStringSubmatch(makefile)
+	if tiers == nil {
+		t.Fatal("the Makefile sets no OLDEST_TIERS")
+	}
+	for _, want := range []string{"./test/integration", "./test/e2e"} {
+		if !slices.Contains(strings.Fields(tiers[1]), want) {
+			t.Errorf("OLDEST_TIERS is %q, without %s, which docs/install.md says runs against the oldest kube-apiserver", tiers[1], want)
+		}
 	}
 }
 

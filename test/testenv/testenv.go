@@ -283,12 +283,11 @@ func RepoRoot() (string, error) {
 // Assets is the directory of kube-apiserver and etcd: $KUBEBUILDER_ASSETS
 // or what hack/controlplane.sh builds. make test runs the integration and
 // end-to-end tiers once more with KUBEBUILDER_ASSETS set to the oldest
-// supported kube-apiserver (hack/controlplane.sh --oldest); reading the
-// variable here also makes it part of go test's cache key, so that the two
-// runs are never served one another's results (the script's own read of it
-// is not seen by go test).
+// supported kube-apiserver (hack/controlplane.sh --oldest), and with
+// -count=1: go test's result cache knows only the environment a test reads
+// once testing.M.Run has begun, and this runs in TestMain, before it, so
+// the two runs would otherwise be served one another's results.
 func Assets(root string) (string, error) {
-	_ = os.Getenv("KUBEBUILDER_ASSETS")
 	cmd := exec.Command(filepath.Join(root, "hack/controlplane.sh"))
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
