@@ -42,11 +42,12 @@ type PodHandler struct {
 	// LiveNamespaces, if set, reads one Namespace from the API server (an
 	// uncached reader) to confirm a "not opted in" from the cache.
 	LiveNamespaces client.Reader
-	// Limiter, if set, is waited on before each live namespace read: the
-	// webhook's API traffic that forged reviews could trigger is bounded.
-	// The Ensurer waits on the same one before its writes. A wait that
+	// NamespaceReadLimiter, if set, is waited on before each live namespace
+	// read, the API traffic that forged reviews for namespaces not opted in
+	// can trigger. It must not be the Ensurer's: a flood of such reviews
+	// would then spend the budget of real admissions' creates. A wait that
 	// cannot end within the read's deadline fails the admission (500).
-	Limiter Limiter
+	NamespaceReadLimiter Limiter
 	// Ensurer ensures the ServiceAccount and its RBAC.
 	Ensurer Ensurer
 	// EnsureTimeout is the deadline of each admission, counted from the

@@ -54,12 +54,12 @@ func TestForgedFloodIsBounded(t *testing.T) {
 		unlabelled = append(unlabelled, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("forged-%d", i)}})
 	}
 	h := &PodHandler{
-		Config:         mutate.DefaultConfig(),
-		Namespaces:     fake.NewClientBuilder().Build(),
-		LiveNamespaces: countingReader(&reads, unlabelled...),
-		Limiter:        rate.NewLimiter(qps, burst),
-		EnsureTimeout:  600 * time.Millisecond, // the read's share, 200ms, is below 1/qps: no wait fits
-		Ensurer:        &stubEnsurer{},
+		Config:               mutate.DefaultConfig(),
+		Namespaces:           fake.NewClientBuilder().Build(),
+		LiveNamespaces:       countingReader(&reads, unlabelled...),
+		NamespaceReadLimiter: rate.NewLimiter(qps, burst),
+		EnsureTimeout:        600 * time.Millisecond, // the read's share, 200ms, is below 1/qps: no wait fits
+		Ensurer:              &stubEnsurer{},
 	}
 	start := time.Now()
 	resps := make([]admission.Response, flood)
@@ -78,7 +78,7 @@ func TestForgedFloodIsBounded(t *testing.T) {
 		switch {
 		case r.Allowed && len(r.Patches) == 0:
 			skipped++
-		case r.Result.Code == http.StatusInternalServerError && strings.Contains(r.Result.Message, "the webhook's API rate limit (--api-qps, --api-burst) was reached"):
+		case r.Result.Code == http.StatusInternalServerError && strings.Contains(r.Result.Message, "the webhook's namespace read rate limit (--namespace-read-qps, --namespace-read-burst) was reached"):
 			limited++
 		default:
 			t.Errorf("unexpected answer: allowed=%v code=%d %s", r.Allowed, r.Result.Code, r.Result.Message)
@@ -137,12 +137,12 @@ func TestConcurrentReviewsShareOneRead(t *testing.T) {
 	labelled := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}
 	live := &blockingReader{answers: []*corev1.Namespace{labelled}, release: make(chan struct{})}
 	h := &PodHandler{
-		Config:         mutate.DefaultConfig(),
-		Namespaces:     fake.NewClientBuilder().Build(),
-		LiveNamespaces: live,
-		Limiter:        rate.NewLimiter(rate.Inf, 0),
-		EnsureTimeout:  time.Minute,
-		Ensurer:        &stubEnsurer{},
+		Config:               mutate.DefaultConfig(),
+		Namespaces:           fake.NewClientBuilder().Build(),
+		LiveNamespaces:       live,
+		NamespaceReadLimiter: rate.NewLimiter(rate.Inf, 0),
+		EnsureTimeout:        time.Minute,
+		Ensurer:              &stubEnsurer{},
 	}
 	resps := make([]admission.Response, n)
 	var wg sync.WaitGroup
@@ -228,7 +228,7 @@ func TestWarmPathNeverWaits(t *testing.T) {
 	var reads atomic.Int64
 	h := newHandler(&stubEnsurer{})
 	h.LiveNamespaces = countingReader(&reads)
-	h.Limiter = exhausted
+	h.NamespaceReadLimiter = exhausted
 	h.EnsureTimeout = 3 * time.Second
 	resp := h.Handle(context.Background(), request("demo", admissionv1.Create, podJSON(t, classicAnnotations, nil, "")))
 	if !resp.Allowed || len(resp.Patches) == 0 {
@@ -245,7 +245,7 @@ func TestWarmPathNeverWaits(t *testing.T) {
 }
 
 // TestColdEnsureOverBudgetIsRateLimited: a pod naming a new account, when
-// the API budget the Ensurer shares with the live reads is spent, fails with
+// the Ensurer's API budget (--api-qps, --api-burst) is spent, fails with
 // a 500 counted as rate-limited (not as an ensure failure of the API
 // server), and nothing is written.
 func TestColdEnsureOverBudgetIsRateLimited(t *testing.T) {
@@ -266,5 +266,60 @@ func TestColdEnsureOverBudgetIsRateLimited(t *testing.T) {
 	var sas corev1.ServiceAccountList
 	if err := api.List(context.Background(), &sas); err != nil || len(sas.Items) != 0 {
 		t.Errorf("ServiceAccounts written over budget: %v, %v", sas.Items, err)
+	}
+}
+
+// TestForgedFloodLeavesCreatesTheirBudget: a flood of forged reviews for
+// namespaces that do not exist, at twelve times the namespace read burst,
+// runs while real reviews in an opted-in namespace name new accounts. The
+// flood spends the namespace reads' budget only: every real review is
+// mutated with its account created, and the creates' limiter is waited on
+// for creates alone, 3 per new account.
+func TestForgedFloodLeavesCreatesTheirBudget(t *testing.T) {
+	const flood, accounts, readBurst = 60, 10, 5
+	creates := &countingLimiter{Limiter: rate.NewLimiter(rate.Every(time.Hour), 3*accounts)}
+	api := fake.NewClientBuilder().Build()
+	h := newHandler(&rbac.Ensurer{Cache: api, Live: api, Writer: api, Limiter: creates, Timeout: 10 * time.Second})
+	var reads atomic.Int64
+	h.LiveNamespaces = countingReader(&reads)
+	h.NamespaceReadLimiter = rate.NewLimiter(rate.Every(time.Hour), readBurst)
+	h.EnsureTimeout = 10 * time.Second
+	forged := make([]admission.Response, flood)
+	genuine := make([]admission.Response, accounts)
+	var wg sync.WaitGroup
+	for i := range flood {
+		wg.Go(func() {
+			ns := fmt.Sprintf("forged-%d", i)
+			forged[i] = h.Handle(context.Background(), request(ns, admissionv1.Create, podJSON(t, classicAnnotations, nil, "")))
+		})
+		if i%(flood/accounts) == 0 {
+			j := i / (flood / accounts)
+			wg.Go(func() {
+				annotations := map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: fmt.Sprintf("new-%d", j)}
+				genuine[j] = h.Handle(context.Background(), request("demo", admissionv1.Create, podJSON(t, annotations, nil, "")))
+			})
+		}
+	}
+	wg.Wait()
+	refused := 0
+	for _, r := range forged {
+		if r.Result.Code == http.StatusInternalServerError && strings.Contains(r.Result.Message, "namespace read rate limit (--namespace-read-qps, --namespace-read-burst)") {
+			refused++
+		}
+	}
+	if refused != flood-readBurst || reads.Load() != readBurst {
+		t.Errorf("forged reviews: %d refused by the namespace read limit after %d reads, want %d and %d", refused, reads.Load(), flood-readBurst, readBurst)
+	}
+	for j, r := range genuine {
+		if !r.Allowed || len(r.Patches) == 0 {
+			t.Errorf("real review %d during the flood: allowed=%v code=%d %s, want mutated", j, r.Allowed, r.Result.Code, r.Result.Message)
+		}
+	}
+	var sas corev1.ServiceAccountList
+	if err := api.List(context.Background(), &sas); err != nil || len(sas.Items) != accounts {
+		t.Errorf("%d ServiceAccounts created (%v), want %d", len(sas.Items), err, accounts)
+	}
+	if got := creates.waits.Load(); got != 3*accounts {
+		t.Errorf("the creates' limiter was waited on %d times, want %d (3 creates per new account, no namespace read)", got, 3*accounts)
 	}
 }

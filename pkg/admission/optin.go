@@ -69,18 +69,20 @@ func (h *PodHandler) optedIn(ctx context.Context, namespace string, start time.T
 // on such races (and on forged requests), not on the warm path.
 //
 // The read takes at most the first third of the admission's deadline
-// (EnsureTimeout from start), waiting on the Limiter included, so that the
-// ensure after it still answers within kube-apiserver's timeout. Concurrent
-// admissions in one namespace share one read (namespaceReads).
+// (EnsureTimeout from start), waiting on the NamespaceReadLimiter included,
+// so that the ensure after it still answers within kube-apiserver's
+// timeout. Concurrent admissions in one namespace share one read
+// (namespaceReads). That limiter is not the Ensurer's: forged reviews can
+// spend it all, and must not thereby fail the creates of real admissions.
 //
 // It returns nil for a namespace that does not exist. A failed read, or one
-// the Limiter does not allow in time, is the webhook's own failure (500),
-// never a skip: the namespaceSelector says the namespace is labelled, so
-// skipping would silently start the pod without its token, whereas an error
-// fails the creation visibly (failurePolicy Fail) and its controller
-// retries it. No "not opted in" answer is ever remembered: it would let a
-// forged review make the real pods of a namespace labelled a moment later
-// skip injection.
+// the NamespaceReadLimiter does not allow in time, is the webhook's own
+// failure (500), never a skip: the namespaceSelector says the namespace is
+// labelled, so skipping would silently start the pod without its token,
+// whereas an error fails the creation visibly (failurePolicy Fail) and its
+// controller retries it. No "not opted in" answer is ever remembered: it
+// would let a forged review make the real pods of a namespace labelled a
+// moment later skip injection.
 func (h *PodHandler) confirmOptIn(ctx context.Context, namespace string, start time.Time) (*metav1.PartialObjectMetadata, error) {
 	if h.LiveNamespaces == nil {
 		return nil, nil
@@ -95,7 +97,7 @@ func (h *PodHandler) confirmOptIn(ctx context.Context, namespace string, start t
 	var limited *rateLimitedError
 	switch {
 	case errors.As(err, &limited):
-		return nil, fmt.Errorf("namespace %s is not labelled %s=%s in the webhook's cache, and the webhook's API rate limit (--api-qps, --api-burst) was reached "+
+		return nil, fmt.Errorf("namespace %s is not labelled %s=%s in the webhook's cache, and the webhook's namespace read rate limit (--namespace-read-qps, --namespace-read-burst) was reached "+
 			"before it could read it from the API server to confirm: %w", namespace, mutate.LabelInject, mutate.InjectEnabled, limited.err)
 	case err != nil && errors.Is(err, context.DeadlineExceeded) && h.EnsureTimeout > 0:
 		return nil, fmt.Errorf("namespace %s is not labelled %s=%s in the webhook's cache, and reading it from the API server to confirm failed: "+
@@ -107,7 +109,8 @@ func (h *PodHandler) confirmOptIn(ctx context.Context, namespace string, start t
 	return ns, nil
 }
 
-// rateLimitedError is a live read the Limiter did not allow in time.
+// rateLimitedError is a live read the NamespaceReadLimiter did not allow
+// in time.
 type rateLimitedError struct{ err error }
 
 func (e *rateLimitedError) Error() string { return "rate limited: " + e.err.Error() }
@@ -120,11 +123,11 @@ func rateLimited(err error) bool {
 	return errors.As(err, &limited)
 }
 
-// readNamespace is one live read, after the Limiter allows it; nil for a
-// namespace that does not exist.
+// readNamespace is one live read, after the NamespaceReadLimiter allows
+// it; nil for a namespace that does not exist.
 func (h *PodHandler) readNamespace(ctx context.Context, namespace string, sending func()) (*metav1.PartialObjectMetadata, error) {
-	if h.Limiter != nil {
-		if err := h.Limiter.Wait(ctx); err != nil {
+	if h.NamespaceReadLimiter != nil {
+		if err := h.NamespaceReadLimiter.Wait(ctx); err != nil {
 			return nil, &rateLimitedError{err: err}
 		}
 	}

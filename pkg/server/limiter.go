@@ -15,26 +15,59 @@ import (
 // would come before the admission's deadline.
 var throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
 	Name: "token_projector_api_throttled_total",
-	Help: "API requests of admissions held by the webhook's rate limit (--api-qps, --api-burst), by result (waited, refused: the admission failed).",
+	Help: "API requests of admissions (creates, and the Ensurer's live reads) held by the webhook's rate limit (--api-qps, --api-burst), by result (waited, refused: the admission failed).",
+}, []string{"result"})
+
+// namespaceReadsThrottled is throttled for the live namespace reads, which
+// have a budget of their own (--namespace-read-qps, --namespace-read-burst).
+var namespaceReadsThrottled = prometheus.NewCounterVec(prometheus.CounterOpts{
+	Name: "token_projector_namespace_reads_throttled_total",
+	Help: "Live namespace reads held by the webhook's namespace read limit (--namespace-read-qps, --namespace-read-burst), by result (waited, refused: the admission failed).",
 }, []string{"result"})
 
 func init() {
-	metrics.Registry.MustRegister(throttled)
+	metrics.Registry.MustRegister(throttled, namespaceReadsThrottled)
 }
 
-// apiLimiter is the one token bucket every API request an admission
-// triggers waits on: forged reviews sent straight to the webhook port can
-// cost live namespace reads and account creates, and client-go's own
-// limiter is off (see unthrottled), since its default queued legitimate
-// bursts past the ensure deadline.
+// apiLimiter is a token bucket that API requests of admissions wait on;
+// client-go's own limiter is off (see unthrottled), since its default
+// queued legitimate bursts past the ensure deadline.
+//
+// There are two, so that forged reviews cannot starve real admissions
+// (newLimiters). Forged reviews sent straight to the webhook port, naming
+// namespaces the cache does not show as opted in, cost live namespace
+// reads: those wait on a bucket of their own. The Ensurer's creates and
+// reads, which only a namespace opted in can cost, wait on the other.
 type apiLimiter struct {
 	bucket *rate.Limiter
 	qps    float64
 	burst  int
+	// flags names the limit's flags in errors, "--x-qps, --x-burst".
+	flags     string
+	throttled *prometheus.CounterVec
 }
 
-func newAPILimiter(qps float64, burst int) *apiLimiter {
-	return &apiLimiter{bucket: rate.NewLimiter(rate.Limit(qps), burst), qps: qps, burst: burst}
+// limiters are the webhook's two API budgets.
+type limiters struct {
+	// api is the Ensurer's: creates and live reads of accounts and their
+	// Role and RoleBinding, for admissions and the reconciler's restores.
+	api *apiLimiter
+	// namespaceReads is the live namespace reads': anyone who reaches the
+	// webhook port can spend it (without --client-ca), and spending it all
+	// fails only admissions whose namespace the cache does not yet show as
+	// opted in; never a create.
+	namespaceReads *apiLimiter
+}
+
+func newLimiters(o Options) limiters {
+	return limiters{
+		api:            newAPILimiter(o.APIQPS, o.APIBurst, "--api-qps, --api-burst", throttled),
+		namespaceReads: newAPILimiter(o.NamespaceReadQPS, o.NamespaceReadBurst, "--namespace-read-qps, --namespace-read-burst", namespaceReadsThrottled),
+	}
+}
+
+func newAPILimiter(qps float64, burst int, flags string, counter *prometheus.CounterVec) *apiLimiter {
+	return &apiLimiter{bucket: rate.NewLimiter(rate.Limit(qps), burst), qps: qps, burst: burst, flags: flags, throttled: counter}
 }
 
 // Wait takes a token, waiting for one if the bucket is empty; it fails at
@@ -43,7 +76,7 @@ func newAPILimiter(qps float64, burst int) *apiLimiter {
 func (l *apiLimiter) Wait(ctx context.Context) error {
 	r := l.bucket.Reserve()
 	if !r.OK() {
-		return fmt.Errorf("the rate limiter allows no request (--api-burst %d)", l.burst)
+		return fmt.Errorf("the rate limiter allows no request (burst %d: %s)", l.burst, l.flags)
 	}
 	delay := r.Delay()
 	if delay == 0 {
@@ -51,10 +84,10 @@ func (l *apiLimiter) Wait(ctx context.Context) error {
 	}
 	if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay {
 		r.Cancel()
-		throttled.WithLabelValues("refused").Inc()
-		return fmt.Errorf("no API request allowed before the admission's deadline: the webhook makes at most %g a second, in bursts of %d (--api-qps, --api-burst)", l.qps, l.burst)
+		l.throttled.WithLabelValues("refused").Inc()
+		return fmt.Errorf("no API request allowed before the admission's deadline: the webhook makes at most %g a second, in bursts of %d (%s)", l.qps, l.burst, l.flags)
 	}
-	throttled.WithLabelValues("waited").Inc()
+	l.throttled.WithLabelValues("waited").Inc()
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {

@@ -13,7 +13,7 @@ import (
 // request wait for its token when it comes before the deadline, and refuses
 // it at once (taking no token) when it would not; each counted.
 func TestAPILimiter(t *testing.T) {
-	l := newAPILimiter(20, 2) // a token every 50ms
+	l := newAPILimiter(20, 2, "--api-qps, --api-burst", throttled) // a token every 50ms
 	waited, refused := testutil.ToFloat64(throttled.WithLabelValues("waited")), testutil.ToFloat64(throttled.WithLabelValues("refused"))
 	for range 2 {
 		if err := l.Wait(context.Background()); err != nil {
@@ -48,8 +48,8 @@ func TestAPILimiter(t *testing.T) {
 	}
 }
 
-// TestAPIRateOptions: the webhook refuses to start with a limit that would
-// refuse every admission's API request.
+// TestAPIRateOptions: the webhook refuses to start with a limit, of either
+// budget, that would refuse every admission's API request.
 func TestAPIRateOptions(t *testing.T) {
 	for _, tc := range []struct {
 		qps   float64
@@ -61,5 +61,47 @@ func TestAPIRateOptions(t *testing.T) {
 		if err := o.Validate(); (err == nil) != tc.ok {
 			t.Errorf("--api-qps=%v --api-burst=%d: %v, want ok=%v", tc.qps, tc.burst, err, tc.ok)
 		}
+		o = DefaultOptions()
+		o.NamespaceReadQPS, o.NamespaceReadBurst = tc.qps, tc.burst
+		if err := o.Validate(); (err == nil) != tc.ok {
+			t.Errorf("--namespace-read-qps=%v --namespace-read-burst=%d: %v, want ok=%v", tc.qps, tc.burst, err, tc.ok)
+		}
+	}
+}
+
+// TestNamespaceReadsHaveTheirOwnBudget: the live namespace reads, which
+// forged reviews can cost, wait on a bucket apart from the creates': with
+// it spent, and refusing, the creates' bucket still holds its whole burst;
+// each refusal names its own flags and is counted in its own metric.
+func TestNamespaceReadsHaveTheirOwnBudget(t *testing.T) {
+	o := DefaultOptions()
+	o.APIQPS, o.APIBurst = 0.001, 3
+	o.NamespaceReadQPS, o.NamespaceReadBurst = 0.001, 2
+	l := newLimiters(o)
+	refusedReads, refusedAPI := testutil.ToFloat64(namespaceReadsThrottled.WithLabelValues("refused")), testutil.ToFloat64(throttled.WithLabelValues("refused"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	for i := range 20 { // a flood at ten times the namespace read burst
+		err := l.namespaceReads.Wait(ctx)
+		if (err == nil) != (i < 2) {
+			t.Fatalf("namespace read %d: %v, want a token only for the first 2", i, err)
+		}
+		if i >= 2 && !strings.Contains(err.Error(), "(--namespace-read-qps, --namespace-read-burst)") {
+			t.Errorf("namespace read refusal %q does not name its flags", err)
+		}
+	}
+	for i := range 3 {
+		if err := l.api.Wait(ctx); err != nil {
+			t.Fatalf("create %d after the namespace read flood: %v, want the creates' whole burst", i, err)
+		}
+	}
+	if err := l.api.Wait(ctx); err == nil || !strings.Contains(err.Error(), "(--api-qps, --api-burst)") {
+		t.Errorf("create over --api-burst: %v, want a refusal naming --api-qps", err)
+	}
+	if got := testutil.ToFloat64(namespaceReadsThrottled.WithLabelValues("refused")) - refusedReads; got != 18 {
+		t.Errorf("namespace read refusals counted %v, want 18", got)
+	}
+	if got := testutil.ToFloat64(throttled.WithLabelValues("refused")) - refusedAPI; got != 1 {
+		t.Errorf("API refusals counted %v, want 1", got)
 	}
 }

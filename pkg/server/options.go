@@ -50,19 +50,34 @@ type Options struct {
 	// admission. Keep it below the webhook's timeoutSeconds, so that a slow
 	// API server gives the author a clear error rather than a timeout.
 	EnsureTimeout time.Duration
-	// APIQPS and APIBurst bound the API requests admissions make (live
-	// namespace reads, and the Ensurer's creates and reads): one token
-	// bucket of APIBurst, refilled at APIQPS a second, per replica. A
-	// request that gets no token within its admission's deadline fails the
-	// admission (500), never skips it. The warm path makes no request, and
-	// Events go through another client, unlimited. The defaults bound a
-	// flood of forged reviews yet cover the largest legitimate bursts
-	// measured: make bench's cold path (150 new accounts at concurrency 64,
-	// 450 creates at about 250 a second) fits in the burst, and make load's
-	// long run (1 000 new accounts from 64 clients, 3 000 creates at about
-	// that pace) never drains it at 200 a second.
+	// APIQPS and APIBurst bound the API requests the Ensurer makes for
+	// admissions and the reconciler's restores (creating ServiceAccounts,
+	// Roles and RoleBindings, and reading one live when its create meets it
+	// or a restore is about to grant): one token bucket of APIBurst,
+	// refilled at APIQPS a second, per replica. A request that gets no
+	// token within its admission's deadline fails the admission (500),
+	// never skips it. The warm path makes no request, and Events go through
+	// another client, unlimited. The defaults cover the largest legitimate
+	// bursts measured: make bench's cold path (150 new accounts at
+	// concurrency 64, 450 creates at about 250 a second) fits in the burst,
+	// and make load's long run (1 000 new accounts from 64 clients, 3 000
+	// creates at about that pace) never drains it at 200 a second.
 	APIQPS   float64
 	APIBurst int
+	// NamespaceReadQPS and NamespaceReadBurst bound the live reads that
+	// confirm a namespace the cache does not show as opted in: a bucket of
+	// their own, apart from APIQPS/APIBurst, per replica. Without ClientCA,
+	// anyone who reaches the webhook port can send reviews naming such
+	// namespaces, each costing a read; with one shared bucket a flood of
+	// them made every real admission that needs a create fail with 500. Now
+	// such a flood spends this bucket only: it can fail admissions whose
+	// namespace the cache has not yet seen labelled (a moment after the
+	// label; they fail with 500 and their controllers retry, never skip
+	// injection), never a create for a namespace the cache shows opted in.
+	// Concurrent reviews of one namespace share one read, so legitimate
+	// traffic costs about one read per freshly labelled namespace.
+	NamespaceReadQPS   float64
+	NamespaceReadBurst int
 	// Namespaces, if set, restricts the webhook's caches to these namespaces:
 	// the namespaced RBAC scope, where it may not list cluster-wide.
 	Namespaces []string
@@ -127,6 +142,8 @@ func DefaultOptions() Options {
 		EnsureTimeout:          3 * time.Second,
 		APIQPS:                 200,
 		APIBurst:               1000,
+		NamespaceReadQPS:       50,
+		NamespaceReadBurst:     200,
 		ShutdownTimeout:        15 * time.Second,
 		GCGrace:                reconcile.DefaultCollectGrace,
 		LeaderElectionID:       DefaultLeaderElectionID,
@@ -148,8 +165,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.PprofBindAddress, "pprof-bind-address", o.PprofBindAddress, "Address of the net/http/pprof profiling endpoints; 0 disables them. Loopback only: profiles reveal memory contents.")
 	o.BindPolicyFlags(fs)
 	fs.DurationVar(&o.EnsureTimeout, "ensure-timeout", o.EnsureTimeout, "Deadline of each admission, from its start: a third of it at most for the live read of a namespace the cache says is not opted in, the rest for creating the ServiceAccount and its RBAC. Keep it below the webhook's timeoutSeconds.")
-	fs.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "API requests a second that admissions may make (live namespace reads, creating ServiceAccounts, Roles and RoleBindings), refilling a bucket of --api-burst; a request that gets none within its admission's deadline fails the admission (500). The warm path makes none.")
+	fs.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "API requests a second that admissions and restores may make creating ServiceAccounts, Roles and RoleBindings (and reading one live), refilling a bucket of --api-burst; a request that gets none within its admission's deadline fails the admission (500). The warm path makes none. Live namespace reads have their own, --namespace-read-qps.")
 	fs.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "API requests admissions may make at once before --api-qps paces them. The default covers over 300 new ServiceAccounts at once (3 creates each).")
+	fs.Float64Var(&o.NamespaceReadQPS, "namespace-read-qps", o.NamespaceReadQPS, "Live reads a second of namespaces the cache does not show as opted in (forged reviews can cost them), refilling a bucket of --namespace-read-burst apart from --api-qps's, so that a flood of them never starves creates; a read that gets none within its share of the admission's deadline fails the admission (500), never skips it.")
+	fs.IntVar(&o.NamespaceReadBurst, "namespace-read-burst", o.NamespaceReadBurst, "Live namespace reads admissions may make at once before --namespace-read-qps paces them (one per freshly labelled namespace: concurrent reviews of one namespace share a read).")
 	fs.Func("namespaces", "Comma-separated namespaces the webhook may serve (namespaced RBAC scope); empty means all.", func(s string) error {
 		o.Namespaces = splitList(s)
 		return nil
@@ -189,6 +208,9 @@ func (o *Options) Validate() error {
 	}
 	if !(o.APIQPS > 0) || o.APIBurst < 1 {
 		return fmt.Errorf("api qps must be positive and api burst at least 1, got %v and %d", o.APIQPS, o.APIBurst)
+	}
+	if !(o.NamespaceReadQPS > 0) || o.NamespaceReadBurst < 1 {
+		return fmt.Errorf("namespace read qps must be positive and namespace read burst at least 1, got %v and %d", o.NamespaceReadQPS, o.NamespaceReadBurst)
 	}
 	if o.DrainDelay < 0 || o.ShutdownTimeout < 0 {
 		return fmt.Errorf("drain delay and shutdown timeout must not be negative, got %s and %s", o.DrainDelay, o.ShutdownTimeout)

@@ -86,10 +86,10 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		}
 	}
 
-	limiter := newAPILimiter(o.APIQPS, o.APIBurst)
+	limits := newLimiters(o)
 	ensurer := &rbac.Ensurer{
 		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(),
-		Limiter: limiter, // its creates and live reads: a cold admission's, and the reconciler's restores
+		Limiter: limits.api, // its creates and live reads: a cold admission's, and the reconciler's restores
 		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
 	}
 	if err := setupReconciler(mgr, o, ensurer); err != nil {
@@ -99,14 +99,16 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		return nil, err
 	}
 	handler := &tpadmission.PodHandler{
-		Config:           o.MutateConfig(),
-		Namespaces:       mgr.GetCache(),
-		LiveNamespaces:   mgr.GetAPIReader(),
-		Limiter:          limiter, // the one --api-qps/--api-burst bucket, shared with the Ensurer's creates and live reads
-		Ensurer:          ensurer,
-		EnsureTimeout:    o.EnsureTimeout,
-		Recorder:         mgr.GetEventRecorder(eventSource),
-		ServedNamespaces: o.Namespaces,
+		Config:         o.MutateConfig(),
+		Namespaces:     mgr.GetCache(),
+		LiveNamespaces: mgr.GetAPIReader(),
+		// A bucket apart from the Ensurer's: forged reviews can spend it, and
+		// must not starve creates by spending it.
+		NamespaceReadLimiter: limits.namespaceReads,
+		Ensurer:              ensurer,
+		EnsureTimeout:        o.EnsureTimeout,
+		Recorder:             mgr.GetEventRecorder(eventSource),
+		ServedNamespaces:     o.Namespaces,
 	}
 	// Lean: admission.Webhook's answers for less CPU (see there); the
 	// webhook server adds its controller_runtime_webhook_* metrics around it.

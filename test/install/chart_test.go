@@ -599,6 +599,7 @@ func TestDeploymentFlagsParse(t *testing.T) {
 		"namespaces":       {"--set", "rbac.scope=namespaces", "--set", "rbac.namespaces={team-a}"},
 		"gc and client CA": {"--set", "gc.enabled=true", "--set", "clientCA.configMap=apiserver-client-ca"},
 		"api rate limit":   {"--set", "apiRateLimit.qps=2.5", "--set", "apiRateLimit.burst=40"},
+		"namespace reads":  {"--set", "namespaceReadRateLimit.qps=0.5", "--set", "namespaceReadRateLimit.burst=7"},
 		"tokens": {"--set", "tokens.maxExpiration=12h", "--set", "tokens.defaultExpiration=30m", "--set", "tokens.allowedAudiences={vault,*.example.com}",
 			"--set", "metrics.enabled=false", "--set", "ensureTimeout=1500ms", "--set", "extraArgs={--zap-log-level=debug}"},
 	} {
@@ -609,8 +610,12 @@ func TestDeploymentFlagsParse(t *testing.T) {
 					t.Errorf("options = %+v", o)
 				}
 			}
-			if name == "defaults" && (o.APIQPS != 200 || o.APIBurst != 1000) {
-				t.Errorf("--api-qps=%v --api-burst=%d, want 200 and 1000", o.APIQPS, o.APIBurst)
+			if name == "defaults" && (o.APIQPS != 200 || o.APIBurst != 1000 || o.NamespaceReadQPS != 50 || o.NamespaceReadBurst != 200) {
+				t.Errorf("--api-qps=%v --api-burst=%d --namespace-read-qps=%v --namespace-read-burst=%d, want 200, 1000, 50 and 200",
+					o.APIQPS, o.APIBurst, o.NamespaceReadQPS, o.NamespaceReadBurst)
+			}
+			if name == "namespace reads" && (o.NamespaceReadQPS != 0.5 || o.NamespaceReadBurst != 7 || o.APIQPS != 200) {
+				t.Errorf("--namespace-read-qps=%v --namespace-read-burst=%d --api-qps=%v, want 0.5, 7 and 200", o.NamespaceReadQPS, o.NamespaceReadBurst, o.APIQPS)
 			}
 			if name == "api rate limit" && (o.APIQPS != 2.5 || o.APIBurst != 40) {
 				t.Errorf("--api-qps=%v --api-burst=%d, want 2.5 and 40", o.APIQPS, o.APIBurst)
@@ -808,6 +813,8 @@ func TestSchemaRejects(t *testing.T) {
 		"zero api burst":                  {[]string{"--set", "apiRateLimit.burst=0"}, "burst"},
 		"fractional burst":                {[]string{"--set", "apiRateLimit.burst=1.5"}, "burst"},
 		"unknown rate key":                {[]string{"--set", "apiRateLimit.rate=5"}, "rate"},
+		"zero namespace read qps":         {[]string{"--set", "namespaceReadRateLimit.qps=0"}, "qps"},
+		"zero namespace read burst":       {[]string{"--set", "namespaceReadRateLimit.burst=0"}, "burst"},
 		"namespaces scope, no namespaces": {[]string{"--set", "rbac.scope=namespaces"}, "rbac.namespaces is empty"},
 		"namespaces without the scope":    {[]string{"--set", "rbac.namespaces={team-a}"}, "set rbac.scope=namespaces"},
 		"ServiceMonitor without metrics":  {[]string{"--set", "serviceMonitor.enabled=true", "--set", "metrics.enabled=false"}, "serviceMonitor.enabled needs metrics.enabled"},

@@ -27,30 +27,55 @@ func keyOf(o client.Object) client.ObjectKey { return client.ObjectKeyFromObject
 // pod network could, bypassing kube-apiserver and its selectors.
 func review(t *testing.T, req admissionv1.AdmissionRequest) *admissionv1.AdmissionResponse {
 	t.Helper()
+	resp, err := webhookCaller(1).post(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// caller posts AdmissionReviews straight to the webhook's port on
+// 127.0.0.1, over TLS it trusts through the serving CA, with no client
+// certificate.
+type caller struct {
+	hc  *http.Client
+	url string
+}
+
+// webhookCaller is a caller that keeps up to conns connections open.
+func webhookCaller(conns int) caller {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(env.WebhookInstallOptions.LocalServingCAData)
+	return caller{
+		hc: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}, MaxIdleConnsPerHost: conns,
+		}},
+		url: fmt.Sprintf("https://%s:%d%s", env.WebhookInstallOptions.LocalServingHost, env.WebhookInstallOptions.LocalServingPort, admission.PodsPath),
+	}
+}
+
+// post sends one review and returns the webhook's response to it.
+func (c caller) post(req admissionv1.AdmissionRequest) (*admissionv1.AdmissionResponse, error) {
 	body, err := json.Marshal(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
 		Request:  &req,
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(env.WebhookInstallOptions.LocalServingCAData)
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	url := fmt.Sprintf("https://%s:%d%s", env.WebhookInstallOptions.LocalServingHost, env.WebhookInstallOptions.LocalServingPort, admission.PodsPath)
-	resp, err := hc.Post(url, "application/json", bytes.NewReader(body))
+	resp, err := c.hc.Post(c.url, "application/json", bytes.NewReader(body))
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	defer resp.Body.Close()
 	var out admissionv1.AdmissionReview
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if out.Response == nil || out.Response.UID != req.UID {
-		t.Fatalf("response does not echo the request UID: %+v", out.Response)
+		return nil, fmt.Errorf("response does not echo the request UID: %+v", out.Response)
 	}
-	return out.Response
+	return out.Response, nil
 }
 
 // TestForgedRequestForNamespaceNotOptedIn sends the webhook a well-formed
