@@ -269,6 +269,65 @@ func TestColdEnsureOverBudgetIsRateLimited(t *testing.T) {
 	}
 }
 
+// TestLaterCallerOutlivesTheFirstsDeadline: a review that joins a shared
+// namespace read started by one with less time left does not fail with
+// that one's deadline: when the read runs out of the first's time (its
+// context expires, or the limiter gives it no token before it), the later
+// review reads again under its own deadline and gets the answer.
+func TestLaterCallerOutlivesTheFirstsDeadline(t *testing.T) {
+	labelled := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "fresh", Labels: map[string]string{mutate.LabelInject: mutate.InjectEnabled}}}
+	for name, firstRead := range map[string]func(ctx context.Context, release <-chan struct{}) error{
+		"its context expires": func(ctx context.Context, release <-chan struct{}) error {
+			<-release
+			<-ctx.Done()
+			return ctx.Err()
+		},
+		"no token before its deadline": func(_ context.Context, release <-chan struct{}) error {
+			<-release
+			return &rateLimitedError{err: fmt.Errorf("no API request allowed before the admission's deadline")}
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var reads namespaceReads
+			var calls atomic.Int64
+			release := make(chan struct{})
+			read := func(ctx context.Context, _ string, sending func()) (*metav1.PartialObjectMetadata, error) {
+				if calls.Add(1) == 1 {
+					return nil, firstRead(ctx, release)
+				}
+				if _, ok := ctx.Deadline(); !ok {
+					t.Error("the second read has no deadline")
+				}
+				sending()
+				return labelled, nil
+			}
+			short, cancelShort := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancelShort()
+			long, cancelLong := context.WithTimeout(context.Background(), time.Minute)
+			defer cancelLong()
+			var firstErr error
+			var wg sync.WaitGroup
+			wg.Go(func() { _, firstErr = reads.get(short, "fresh", read) })
+			waitFor(t, "the first review's read started", func() bool { return calls.Load() == 1 })
+			var ns *metav1.PartialObjectMetadata
+			var err error
+			wg.Go(func() { ns, err = reads.get(long, "fresh", read) })
+			waitFor(t, "the second review joined the read", func() bool { return reads.waiting("fresh") == 2 })
+			close(release)
+			wg.Wait()
+			if firstErr == nil {
+				t.Error("the first review, whose time ran out, got no error")
+			}
+			if err != nil || !labelledIn(ns) {
+				t.Errorf("the review with time left: %v, %v; want the namespace opted in from a read of its own", ns, err)
+			}
+			if got := calls.Load(); got != 2 {
+				t.Errorf("%d reads, want 2", got)
+			}
+		})
+	}
+}
+
 // TestForgedFloodLeavesCreatesTheirBudget: a flood of forged reviews for
 // namespaces that do not exist, at twelve times the namespace read burst,
 // runs while real reviews in an opted-in namespace name new accounts. The

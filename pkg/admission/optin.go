@@ -158,8 +158,17 @@ func (h *PodHandler) readNamespace(ctx context.Context, namespace string, sendin
 // answer from before a label kube-apiserver has since seen. So it takes
 // "opted in" and errors from such a read (neither skips a pod), but not
 // "not opted in": for that it reads again, joining the next read, which is
-// sent after it arrived. Every caller therefore waits for at most two reads,
-// and a namespace has at most one read in flight.
+// sent after it arrived.
+//
+// Nor does a caller fail with another's deadline: a read that ran out of
+// the time of the admission that started it (its context expired, or the
+// limiter would give it no token before that deadline) answers only the
+// callers with no more time than that; one with a later deadline reads
+// again, joining the next read or starting it under its own deadline.
+//
+// Every caller therefore waits for at most two reads, besides reads that
+// ran out of an earlier deadline than its own, and a namespace has at most
+// one read in flight.
 type namespaceReads struct {
 	mu sync.Mutex
 	// clock orders arrivals and sends: a read answers a caller for sure
@@ -176,6 +185,12 @@ type namespaceRead struct {
 	// sentAt is the clock when the request went out (0: not yet); set
 	// under namespaceReads.mu, read by callers once done is closed.
 	sentAt uint64
+	// deadline is the deadline of the admission that started it, which
+	// it runs under (zero: none); outOfTime is set when it failed for
+	// running out of that time. Both are read by callers once done is
+	// closed.
+	deadline  time.Time
+	outOfTime bool
 	// callers counts the admissions that waited on it, for tests.
 	callers int
 }
@@ -194,10 +209,20 @@ func (r *namespaceReads) get(ctx context.Context, namespace string, read readFun
 		case <-ctx.Done():
 			return nil, context.Cause(ctx)
 		}
-		if f.sentAt > arrived || f.err != nil || labelledIn(f.ns) {
+		switch {
+		case f.outOfTime && later(ctx, f.deadline):
+			continue
+		case f.sentAt > arrived || f.err != nil || labelledIn(f.ns):
 			return f.ns, f.err
 		}
 	}
+}
+
+// later reports whether ctx has more time than the deadline of a read that
+// ran out of it: a later deadline, or none.
+func later(ctx context.Context, deadline time.Time) bool {
+	own, ok := ctx.Deadline()
+	return !deadline.IsZero() && (!ok || own.After(deadline))
 }
 
 // join returns the namespace's read in flight, starting one if none is.
@@ -215,6 +240,7 @@ func (r *namespaceReads) join(ctx context.Context, namespace string, read readFu
 		cancel := context.CancelFunc(func() {})
 		if deadline, ok := ctx.Deadline(); ok {
 			detached, cancel = context.WithDeadline(detached, deadline)
+			f.deadline = deadline
 		}
 		go func() {
 			defer cancel()
@@ -226,6 +252,7 @@ func (r *namespaceReads) join(ctx context.Context, namespace string, read readFu
 			})
 			r.mu.Lock()
 			f.ns, f.err = ns, err
+			f.outOfTime = err != nil && (detached.Err() != nil || rateLimited(err))
 			// Forgotten before it is answered: a caller that comes later
 			// starts a read of its own.
 			delete(r.flights, namespace)
