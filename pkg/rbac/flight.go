@@ -3,9 +3,26 @@ package rbac
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
+
+// ensurePanics counts the shared ensures that panicked: each failed the
+// admissions (or the restore) waiting on it with the webhook's own error,
+// and nothing else.
+var ensurePanics = prometheus.NewCounter(prometheus.CounterOpts{
+	Name: "token_projector_ensure_panics_total",
+	Help: "Shared ensures that panicked: the admissions or restore waiting on each got an error, the process went on. Any is a bug; the log has its stack.",
+})
+
+func init() {
+	metrics.Registry.MustRegister(ensurePanics)
+}
 
 // flight is one shared ensure: concurrent callers for one account wait on
 // it, each until it ends or until the caller's own context is done.
@@ -54,10 +71,7 @@ func (f *flight) giveUp(cause error) error {
 	f.mu.Lock()
 	doing := f.doing
 	f.mu.Unlock()
-	if doing == "" {
-		doing = "reading from the cache"
-	}
-	return fmt.Errorf("stopped waiting, still %s: %w", doing, cause)
+	return fmt.Errorf("stopped waiting, still %s: %w", orReading(doing), cause)
 }
 
 // await joins the flight of key, starting one that does w if none runs,
@@ -93,7 +107,7 @@ func (e *Ensurer) fly(ctx context.Context, key string, f *flight, w work) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	f.res, f.err = w(ctx, f.progress)
+	f.res, f.err = safely(ctx, key, f, w)
 	// Forgotten before it is answered: a caller that comes later starts an
 	// ensure of its own, which reads again by lookup. (A finished ensure
 	// must not answer later callers itself: an object deleted since, which
@@ -105,4 +119,31 @@ func (e *Ensurer) fly(ctx context.Context, key string, f *flight, w work) {
 	}
 	e.mu.Unlock()
 	close(f.done)
+}
+
+// safely does w, turning a panic into its error. A flight runs on a
+// goroutine of its own, where nothing else would recover it: a panic
+// there, a bug in one ensure, would stop the process and fail every
+// admission in flight on this replica, while the callers waiting on this
+// one need only an error (a 500; the pod's controller retries).
+func safely(ctx context.Context, key string, f *flight, w work) (res Result, err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		ensurePanics.Inc()
+		err = fmt.Errorf("ensuring %s failed: internal error (panic: %v)", key, r)
+		logf.FromContext(ctx).Error(err, "Ensure panicked", "flight", key, "stack", string(debug.Stack()))
+		res = Result{}
+	}()
+	return w(ctx, f.progress)
+}
+
+// orReading is what a flight is doing, by default reading from the cache.
+func orReading(doing string) string {
+	if doing == "" {
+		return "reading from the cache"
+	}
+	return doing
 }
