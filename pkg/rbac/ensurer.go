@@ -144,11 +144,24 @@ func (e *Ensurer) Ensure(ctx context.Context, namespace, serviceAccount string, 
 
 // Restore is Ensure for the reconciler: it ensures the Role and RoleBinding
 // of an existing eligible account and never creates the account: deleting
-// an account is how its owner revokes it. It reads the account from the API
-// server, not the cache: a restore is rare, and a cache that has not seen a
+// an account is how its owner revokes it. Before it grants, it reads the
+// account from the API server, not the cache: a cache that has not seen a
 // deletion yet must not make it grant RBAC to an account just deleted. A
 // missing account is no error.
+//
+// When there is nothing to grant, it answers from memory, as the warm path
+// does, with no API call: the Role and RoleBinding are both found by
+// lookup. That is the usual case of an adopted identity (a labelled
+// account whose owner made the Role and RoleBinding by hand, identical to
+// ours): the cache never shows such objects, so the reconciler asks for a
+// restore on every event of a pod that runs as the account, and each cost
+// a live read and a token of the Limiter. The Ensurer remembers them for
+// ForeignMemory once a create has met them, so they cost that once a
+// ForeignMemory per identity.
 func (e *Ensurer) Restore(ctx context.Context, namespace, serviceAccount string) (Result, error) {
+	if res, ok := e.warm(ctx, namespace, serviceAccount); ok {
+		return res, nil
+	}
 	// Its own flight: it answers differently from an admission's ensure.
 	return e.await(ctx, namespace+"/"+serviceAccount+"/restore", func(ctx context.Context, progress func(string)) (Result, error) {
 		return e.restore(ctx, namespace, serviceAccount, progress)

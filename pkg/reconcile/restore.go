@@ -35,7 +35,10 @@ func (r *Reconciler) restore(ctx context.Context, id types.NamespacedName) error
 	// The usual cases, an account that is not eligible or an identity
 	// complete in the cache, cost no Ensurer call and no API call, so that
 	// pod churn costs nothing and the Ensurer's counters keep describing
-	// admissions.
+	// admissions. An adopted identity (a labelled account with a Role and
+	// RoleBinding made by hand, identical to ours) is never complete in
+	// the cache, which holds only ours: the Ensurer answers its restore
+	// from its memory of them, with no API call either.
 	if need, err := r.needsRestore(ctx, id); err != nil || !need {
 		return err
 	}
