@@ -31,9 +31,9 @@ import (
 //     a pod for the account finds the RoleBinding missing in its cache and
 //     creates it again, and a pod admitted just before is stored within the
 //     grace period, where the pod watch sees it;
-//  2. after CollectGrace, if the RoleBinding is still absent and no pod or
-//     workload uses the account (cache, then a live look), delete the Role
-//     and the ServiceAccount.
+//  2. after CollectGrace, if the RoleBinding is still absent (cache, then a
+//     live read) and no pod or workload uses the account (cache, then a
+//     live look), delete the Role and the ServiceAccount.
 //
 // A RoleBinding created again is a managed object newer than the first
 // step, and a pod seen is a use: either starts the TTL over.
@@ -79,7 +79,15 @@ func (r *Reconciler) collect(ctx context.Context, id types.NamespacedName) (ctrl
 		log.V(1).Info("Collecting unused identity: RoleBinding deleted", "namespace", id.Namespace, "serviceAccount", id.Name, "grace", r.grace().String())
 		return ctrl.Result{RequeueAfter: r.grace()}, nil
 	}
-	if slices.ContainsFunc(objs, isRoleBinding) {
+	recreated := slices.ContainsFunc(objs, isRoleBinding)
+	if !recreated {
+		// The cache may lag a RoleBinding another replica created a
+		// moment ago: ask the API server, just before the deletes.
+		if recreated, err = r.roleBindingLive(ctx, id); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if recreated {
 		// Created again since the first step: an admission, on some
 		// replica, wants the identity. Creation times have whole seconds
 		// only, so the RoleBinding's presence, not its age, decides.
@@ -167,6 +175,20 @@ func (r *Reconciler) usedLive(ctx context.Context, id types.NamespacedName) (boo
 		return true, nil
 	}
 	return r.workloadsNameLive(ctx, id)
+}
+
+// roleBindingLive reports whether the API server has the identity's
+// RoleBinding, whoever made it: collection's second step deletes the Role
+// and the account only if it is still absent.
+func (r *Reconciler) roleBindingLive(ctx context.Context, id types.NamespacedName) (bool, error) {
+	err := r.Live.Get(ctx, client.ObjectKey{Namespace: id.Namespace, Name: rbac.Name(id.Name)}, &rbacv1.RoleBinding{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("reading RoleBinding of %s: %w", id, err)
+	}
+	return true, nil
 }
 
 // liveListPage bounds each page of the live workload lists.
