@@ -74,7 +74,7 @@ func TestForgedFloodDoesNotStarveAdmissions(t *testing.T) {
 		// The creates' burst covers the real pods (3 creates each, and a
 		// restore's account read) with room to spare, at a pace that
 		// would not refill it: any token the flood took shows as a wait.
-		apiQPS, apiBurst = 0.5, 60
+		apiQPS, apiBurst = 0.5, 200
 		pods             = 8
 		workers          = 4
 		maxForged        = 2000 // per worker: the flood is bounded
