@@ -95,7 +95,7 @@ func TestForgedFloodDoesNotStarveAdmissions(t *testing.T) {
 	forgedPod := podReview(t, "flood", "", pod("", "forged", classic("forged")))
 	ctx, stop := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer stop()
-	var sent, refused atomic.Int64
+	var sent, refused, late atomic.Int64
 	var mu sync.Mutex
 	var unexpected []string
 	c := webhookCaller(workers)
@@ -114,6 +114,9 @@ func TestForgedFloodDoesNotStarveAdmissions(t *testing.T) {
 					refused.Add(1)
 				case err == nil && resp.Allowed && len(resp.Patch) == 0:
 					// skipped after its read
+				case err == nil && resp.Result != nil && resp.Result.Code == http.StatusInternalServerError && strings.Contains(resp.Result.Message, "no answer within"):
+					// its token came too late in its third of the deadline to read
+					late.Add(1)
 				default:
 					mu.Lock()
 					unexpected = append(unexpected, fmt.Sprintf("%v %+v", err, resp))
@@ -161,7 +164,8 @@ func TestForgedFloodDoesNotStarveAdmissions(t *testing.T) {
 		t.Errorf("the creates waited on, or were refused by, --api-qps/--api-burst %v times during the flood: its budget is not the namespace reads'", got)
 	}
 	if len(unexpected) > 0 {
-		t.Errorf("%d forged reviews neither skipped after a read nor refused by the namespace read limit, e.g. %s", len(unexpected), unexpected[0])
+		t.Errorf("%d forged reviews neither skipped after a read nor failed (500) for want of a read in time, e.g. %s", len(unexpected), unexpected[0])
 	}
-	t.Logf("%d forged reviews in %s (%d refused by the namespace read limit), %d real pods admitted", sent.Load(), elapsed.Round(time.Millisecond), refused.Load(), pods-len(failed))
+	t.Logf("%d forged reviews in %s (%d refused by the namespace read limit, %d out of time waiting for it), %d real pods admitted",
+		sent.Load(), elapsed.Round(time.Millisecond), refused.Load(), late.Load(), pods-len(failed))
 }
