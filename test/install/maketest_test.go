@@ -1,6 +1,7 @@
 package install
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,7 +72,8 @@ func TestPhasesReportsAFailingPhase(t *testing.T) {
 		}
 	}
 	out, err := run("second", "sh", "-c", "exit 3")
-	if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 3 {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
 		t.Fatalf("a phase that exits 3 made hack/phases.sh return %v, want exit status 3", err)
 	}
 	for _, want := range []*regexp.Regexp{
