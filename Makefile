@@ -72,11 +72,43 @@ lint: golangci-lint ## Run golangci-lint (installed at a pinned version).
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test
-test: vet lint helm-lint controlplane controlplane-oldest cluster test-fuzz ## Run every test: unit (the concurrent packages also with -race), golden, fuzz (short), chart, integration, faults, load (short), end to end against a real kube-apiserver (integration and end to end also against the oldest supported one), and the real cluster.
-	go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
-	KUBEBUILDER_ASSETS="$$(hack/controlplane.sh --oldest)" HELM="$(HELM)" go test -count=1 $(GO_TEST_FLAGS) $(OLDEST_TIERS)
-	$(run-cluster-tier)
+test: ## Run every test: lint (go vet's analyzers included), unit (the concurrent packages also with -race), golden, fuzz (short), chart, integration, faults, load (short), end to end against a real kube-apiserver (integration and end to end also against the oldest supported one), and the real cluster; prints each phase's duration at its end.
+	@hack/phases.sh --reset
+	hack/phases.sh webhook env CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(TEST_WEBHOOK) ./cmd/webhook
+	hack/phases.sh golangci-lint $(SUBMAKE) golangci-lint
+	hack/phases.sh lint $(SUBMAKE) lint
+	hack/phases.sh helm $(SUBMAKE) helm
+	hack/phases.sh helm-lint $(SUBMAKE) helm-lint
+	hack/phases.sh cluster-binaries $(SUBMAKE) cluster
+	hack/phases.sh controlplane-oldest $(SUBMAKE) controlplane-oldest
+	hack/phases.sh fuzz $(SUBMAKE) test-fuzz
+	hack/phases.sh race go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
+	hack/phases.sh go-test env KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
+	hack/phases.sh oldest-tiers env KUBEBUILDER_ASSETS="$$(hack/controlplane.sh --oldest)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test -count=1 $(GO_TEST_FLAGS) $(OLDEST_TIERS)
+	hack/phases.sh cluster-tier $(call run-cluster-tier,WEBHOOK_BINARY=$(TEST_WEBHOOK))
+	@hack/phases.sh --table
+
+# make test runs each phase as its own make (or go) command under
+# hack/phases.sh, which times it; the table is printed at the end, or when a
+# phase fails (docs/testing.md has a cold run's). The phases run one after
+# another: on 2 cores one go build already keeps both busy. The webhook's
+# build comes first, so that a compile error stops the run in minutes,
+# not after golangci-lint's build. go vet is not a phase of its own:
+# golangci-lint's govet runs the same analyzers (go vet's default set) over
+# the same packages and their tests (make vet still runs it alone).
+SUBMAKE = $(MAKE) --no-print-directory
+# -trimpath for every go command of make test: the binaries the tests build
+# as the Dockerfile does (the webhook, the cluster tier's images, make
+# image's tool) need it, and it is a compile flag, so without it each of the
+# webhook's ~640 packages, the standard library's included, would compile
+# twice: once for lint and the tests, once for those binaries. The go env's
+# own GOFLAGS are kept.
+test: export GOFLAGS := $(strip $(shell go env GOFLAGS) -trimpath)
+# The webhook binary the tiers run (test/faults, test/e2e twice,
+# test/install, test/cluster), built once as the Dockerfile builds it
+# (testenv.BuildWebhook's flags, which testenv checks in its build info);
+# a test run without WEBHOOK_BINARY builds its own.
+TEST_WEBHOOK ?= $(LOCALBIN)/test/webhook
 
 # The tiers make test runs a second time against the oldest kube-apiserver
 # the docs claim (hack/controlplane/kube-apiserver-oldest): the webhook
@@ -88,18 +120,20 @@ test: vet lint helm-lint controlplane controlplane-oldest cluster test-fuzz ## R
 # records begin, so it would serve this run the newest version's results.
 OLDEST_TIERS ?= ./test/integration ./test/e2e ./test/scopes
 
-# The cluster tier runs in go test's local directory mode, so that its
-# summary line (cluster: pods_running=...) is printed on success too.
+# The cluster tier runs in go test's local directory mode (go test -C, no
+# package), so that its summary line (cluster: pods_running=...) is printed
+# on success too. $(1): more of its environment (make test's prebuilt
+# webhook).
 define run-cluster-tier
-cd test/cluster && KUBEBUILDER_ASSETS="$$(../../hack/controlplane.sh)" CLUSTER_ASSETS="$$(../../hack/cluster.sh)" HELM="$(HELM)" go test -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) $(CLUSTER_TEST_FLAGS)
+env KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" CLUSTER_ASSETS="$$(hack/cluster.sh)" HELM="$(HELM)" $(1) go test -C test/cluster -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) $(CLUSTER_TEST_FLAGS)
 endef
 CLUSTER_TEST_TIMEOUT ?= 30m
 # Extra flags of the cluster tier's go test, e.g. -v.
 CLUSTER_TEST_FLAGS ?=
 
 .PHONY: test-cluster
-test-cluster: controlplane cluster helm ## Run the real-cluster tier alone (root; the chart installed with helm on a kubelet built from source; see docs/install.md).
-	$(run-cluster-tier)
+test-cluster: cluster helm ## Run the real-cluster tier alone (root; the chart installed with helm on a kubelet built from source; see docs/install.md).
+	$(call run-cluster-tier)
 
 .PHONY: test-fuzz
 test-fuzz: ## Run each fuzz target for its number of inputs in FUZZ_TARGETS (about 20s each; part of make test).
@@ -122,7 +156,7 @@ controlplane-oldest: ## Build the oldest supported kube-apiserver (and etcd) tha
 	@hack/controlplane.sh --oldest
 
 .PHONY: cluster
-cluster: controlplane ## Build the cluster tier's kubelet, controller-manager, scheduler, kubectl, containerd, runc and CNI plugins from pinned modules (cached in bin/).
+cluster: ## Build the cluster tier's binaries from pinned modules (cached in bin/): kube-apiserver, kubelet, kube-proxy, controller-manager, scheduler and kubectl in one go build, etcd, containerd, runc and CNI plugins.
 	@hack/cluster.sh --times > /dev/null
 
 ##@ Build

@@ -1,17 +1,16 @@
 #!/usr/bin/env bash
 # Prints a directory holding every binary of test/cluster's single-node
-# cluster: kube-apiserver and etcd (from hack/controlplane.sh), kubelet,
-# kube-proxy, kube-controller-manager, kube-scheduler and kubectl (the same pinned
-# k8s.io/kubernetes module as kube-apiserver, so they share its build cache),
-# containerd, containerd-shim-runc-v2, ctr and runc, and the CNI plugins in
-# cni/. No download site for them is reachable here, so they are built from
-# the Go modules pinned in hack/controlplane/ and hack/cluster/ the first
-# time, then cached in bin/ under names that carry their versions. Measured
-# cold on a shared, busy 2-core machine: containerd 10 min, runc 2 min, CNI
-# plugins 1.5 min, and once kube-apiserver is built kubelet 7 min,
-# controller-manager 4 min, scheduler and kubectl 1 and 2 min, kube-proxy
-# 20 s after those (much less on an idle machine: kube-apiserver's build
-# cache covers most of their code).
+# cluster: kube-apiserver and etcd, kubelet, kube-proxy,
+# kube-controller-manager, kube-scheduler and kubectl (all from the pinned
+# k8s.io/kubernetes module, built by hack/controlplane.sh --node in one go
+# build with kube-apiserver), containerd, containerd-shim-runc-v2, ctr and
+# runc, and the CNI plugins in cni/. No download site for them is reachable
+# here, so they are built from the Go modules pinned in hack/controlplane/ and
+# hack/cluster/ the first time, then cached in bin/ under names that carry
+# their versions. Each module's commands are built by one go build. Measured
+# cold on a shared, busy 2-core machine (docs/testing.md): containerd
+# 10 min, runc 2 min, CNI plugins 1.5 min; the Kubernetes commands together
+# are the longest.
 # Usage: hack/cluster.sh            build what is missing, print the directory
 #        hack/cluster.sh --times    also print each build's duration on stderr
 # An existing $CLUSTER_ASSETS holding every binary wins.
@@ -41,25 +40,34 @@ containerd=$(version "$mods/containerd" github.com/containerd/containerd/v2)
 runc=$(version "$mods/runc" github.com/opencontainers/runc)
 cni=$(version "$mods/cni" github.com/containernetworking/plugins)
 
-build() { # dir name module-dir package [go build flags...]
-	local dir=$1 name=$2 mod=$3 pkg=$4
-	shift 4
-	[[ -x "$dir/$name" ]] && return 0
-	mkdir -p "$(dirname "$dir/$name")"
-	echo "cluster: building $name from $pkg (first run only)" >&2
-	local start=$SECONDS
-	(cd "$mod" && go build -o "$dir/$name.partial" "$@" "$pkg") >&2
-	mv "$dir/$name.partial" "$dir/$name" # a build cut short never passes for a binary
-	if $times; then echo "cluster: built $name in $((SECONDS - start)) s" >&2; fi
+build() { # dir module-dir "package..." [go build flags...]
+	# The packages whose command is missing, in one go build: what they share
+	# compiles once, and one command's link (single-threaded) overlaps with
+	# the others' compiles.
+	local dir=$1 mod=$2 pkgs=() p
+	for p in $3; do [[ -x "$dir/${p##*/}" ]] || pkgs+=("$p"); done
+	shift 3
+	((${#pkgs[@]})) || return 0
+	mkdir -p "$dir"
+	echo "cluster: building ${pkgs[*]##*/} (first run only)" >&2
+	local start=$SECONDS tmp
+	tmp=$(mktemp -d "$dir/.build-XXXXXX")
+	if ! (cd "$mod" && go build -o "$tmp/" "$@" "${pkgs[@]}") >&2; then
+		rm -rf "$tmp"
+		return 1
+	fi
+	for p in "${pkgs[@]}"; do
+		mv "$tmp/${p##*/}" "$dir/" # a build cut short never passes for a binary
+	done
+	rmdir "$tmp"
+	if $times; then echo "cluster: built ${pkgs[*]##*/} in $((SECONDS - start)) s" >&2; fi
 }
 
 # containerd, its runc shim and ctr. Without cgo the btrfs snapshotter (cgo
 # and btrfs headers) is left out; the cluster uses overlayfs.
 containerd_dir="$root/bin/containerd/containerd-$containerd-runc-$runc-$platform"
 containerd_ld="-X github.com/containerd/containerd/v2/version.Version=$containerd"
-for c in containerd containerd-shim-runc-v2 ctr; do
-	CGO_ENABLED=0 build "$containerd_dir" "$c" "$mods/containerd" "github.com/containerd/containerd/v2/cmd/$c" -ldflags "$containerd_ld"
-done
+CGO_ENABLED=0 build "$containerd_dir" "$mods/containerd" "$(printf 'github.com/containerd/containerd/v2/cmd/%s ' containerd containerd-shim-runc-v2 ctr)" -ldflags "$containerd_ld"
 # runc needs cgo (its nsenter is C) and libseccomp's headers for the seccomp
 # tag: pods with seccompProfile RuntimeDefault (the chart's) need seccomp.
 # Its libpathrs tag (a Rust library) is left out.
@@ -75,21 +83,18 @@ if [[ ! -x "$containerd_dir/runc" ]] && ! pkg-config --exists libseccomp 2>/dev/
 		exit 1
 	fi
 fi
-CGO_ENABLED=1 build "$containerd_dir" runc "$mods/runc" github.com/opencontainers/runc -tags "seccomp urfave_cli_no_docs"
+CGO_ENABLED=1 build "$containerd_dir" "$mods/runc" github.com/opencontainers/runc -tags "seccomp urfave_cli_no_docs"
 
 cni_dir="$root/bin/cni/plugins-$cni-$platform"
-for p in main/bridge ipam/host-local main/loopback; do
-	CGO_ENABLED=0 build "$cni_dir" "$(basename "$p")" "$mods/cni" "github.com/containernetworking/plugins/plugins/$p"
-done
+CGO_ENABLED=0 build "$cni_dir" "$mods/cni" "$(printf 'github.com/containernetworking/plugins/plugins/%s ' main/bridge ipam/host-local main/loopback)"
 
-# kube-apiserver and etcd come from hack/controlplane.sh; the node's
-# components are built exactly as it builds kube-apiserver (same module, same
-# flags), so that the shared packages come from the build cache.
-controlplane=$("$root/hack/controlplane.sh")
+# kube-apiserver and etcd come from hack/controlplane.sh, which builds the
+# node's components (same module, same flags) in the same go build as
+# kube-apiserver when that is missing too.
 k8s_dir="$root/bin/k8s/node-$k8s-$platform"
-for c in kubelet kube-proxy kube-controller-manager kube-scheduler kubectl; do
-	build "$k8s_dir" "$c" "$k8s_mod" "k8s.io/kubernetes/cmd/$c" -ldflags "-X k8s.io/component-base/version.gitVersion=$k8s"
-done
+start=$SECONDS
+controlplane=$("$root/hack/controlplane.sh" --node "$k8s_dir")
+if $times; then echo "cluster: kube-apiserver, etcd and the node's components ready in $((SECONDS - start)) s" >&2; fi
 # kube-proxy programs Services' cluster IPs (nftables mode) with the nft
 # command. The cluster tier runs as root, so on Debian it is installed from
 # Debian's packages when missing, as runc's libseccomp-dev is above.

@@ -78,7 +78,7 @@ func buildImages(t *testing.T, root string) []cluster.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := testenv.BuildWebhook(root, t.TempDir())
+	bin, err := testenv.WebhookBinary(root, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 			if bin, err = os.MkdirTemp("", "token-projector-e2e-"); err != nil {
 				return err
 			}
-			webhookBinary, err = testenv.BuildWebhook(root, bin)
+			webhookBinary, err = testenv.WebhookBinary(root, bin)
 			return err
 		},
 		Setup: func(context.Context, *testenv.Env) error {

@@ -23,7 +23,7 @@ import (
 func TestDrainOnSIGTERM(t *testing.T) {
 	const afterNotReady = 15 // pods created once /readyz failed
 	dir := t.TempDir()
-	bin, err := testenv.BuildWebhook(env.Root, dir)
+	bin, err := testenv.WebhookBinary(env.Root, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

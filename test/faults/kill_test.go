@@ -116,7 +116,7 @@ func (p *webhookProcess) counter(t *testing.T, name, match string) float64 {
 func buildBinary(t *testing.T) (dir, bin, kubeconfig string) {
 	t.Helper()
 	dir = t.TempDir()
-	bin, err := testenv.BuildWebhook(env.Root, dir)
+	bin, err := testenv.WebhookBinary(env.Root, dir)
 	if err != nil {
 		t.Fatal(err)
 	}

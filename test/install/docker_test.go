@@ -20,7 +20,7 @@ import (
 // checks it needs no dynamic loader or shared library: the distroless
 // static image has none.
 func TestWebhookBinaryIsStatic(t *testing.T) {
-	bin, err := testenv.BuildWebhook(root, t.TempDir())
+	bin, err := testenv.WebhookBinary(root, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
