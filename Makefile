@@ -76,16 +76,16 @@ test: ## Run every test: lint (go vet's analyzers included), unit (the concurren
 	@hack/phases.sh --reset
 	hack/phases.sh webhook env CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o $(TEST_WEBHOOK) ./cmd/webhook
 	hack/phases.sh golangci-lint $(SUBMAKE) golangci-lint
-	hack/phases.sh lint $(SUBMAKE) lint
+	hack/phases.sh lint env GOFLAGS="$(TEST_GOFLAGS)" $(SUBMAKE) lint
 	hack/phases.sh helm $(SUBMAKE) helm
 	hack/phases.sh helm-lint $(SUBMAKE) helm-lint
 	hack/phases.sh cluster-binaries $(SUBMAKE) cluster
 	hack/phases.sh controlplane-oldest $(SUBMAKE) controlplane-oldest
-	hack/phases.sh fuzz $(SUBMAKE) test-fuzz
-	hack/phases.sh race go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
-	hack/phases.sh go-test env KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
-	hack/phases.sh oldest-tiers env KUBEBUILDER_ASSETS="$$(hack/controlplane.sh --oldest)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test -count=1 $(GO_TEST_FLAGS) $(OLDEST_TIERS)
-	hack/phases.sh cluster-tier $(call run-cluster-tier,WEBHOOK_BINARY=$(TEST_WEBHOOK))
+	hack/phases.sh fuzz env GOFLAGS="$(TEST_GOFLAGS)" $(SUBMAKE) test-fuzz
+	hack/phases.sh race env GOFLAGS="$(TEST_GOFLAGS)" go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
+	hack/phases.sh go-test env GOFLAGS="$(TEST_GOFLAGS)" KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
+	hack/phases.sh oldest-tiers env GOFLAGS="$(TEST_GOFLAGS)" KUBEBUILDER_ASSETS="$$(hack/controlplane.sh --oldest)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test -count=1 $(GO_TEST_FLAGS) $(OLDEST_TIERS)
+	hack/phases.sh cluster-tier $(call run-cluster-tier,GOFLAGS="$(TEST_GOFLAGS)" WEBHOOK_BINARY=$(TEST_WEBHOOK))
 	@hack/phases.sh --table
 
 # make test runs each phase as its own make (or go) command under
@@ -97,13 +97,17 @@ test: ## Run every test: lint (go vet's analyzers included), unit (the concurren
 # golangci-lint's govet runs the same analyzers (go vet's default set) over
 # the same packages and their tests (make vet still runs it alone).
 SUBMAKE = $(MAKE) --no-print-directory
-# -trimpath for every go command of make test: the binaries the tests build
-# as the Dockerfile does (the webhook, the cluster tier's images, make
-# image's tool) need it, and it is a compile flag, so without it each of the
-# webhook's ~640 packages, the standard library's included, would compile
-# twice: once for lint and the tests, once for those binaries. The go env's
-# own GOFLAGS are kept.
-test: export GOFLAGS := $(strip $(shell go env GOFLAGS) -trimpath)
+# -trimpath for make test's go commands that compile the project (lint,
+# fuzz, race, the tiers): the binaries the tests build as the Dockerfile
+# does (the webhook, the cluster tier's images, make image's tool) need it,
+# and it is a compile flag, so without it each of the webhook's ~640
+# packages, the standard library's included, would compile twice: once for
+# lint and the tests, once for those binaries. Not for the tools and the
+# Kubernetes binaries (golangci-lint, helm, hack/controlplane.sh,
+# hack/cluster.sh): they share nothing with the project's compiles, and
+# their build cache stays the one `make controlplane`, `make run` and
+# `make bench` use. The go env's own GOFLAGS are kept.
+TEST_GOFLAGS = $(strip $(shell go env GOFLAGS) -trimpath)
 # The webhook binary the tiers run (test/faults, test/e2e twice,
 # test/install, test/cluster), built once as the Dockerfile builds it
 # (testenv.BuildWebhook's flags, which testenv checks in its build info);
