@@ -1,7 +1,12 @@
 package procstat
 
 import (
+	"bufio"
+	"fmt"
 	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 )
@@ -39,4 +44,73 @@ func TestResetPeak(t *testing.T) {
 	if s.PeakRSS < s.RSS || s.PeakRSS > 2*s.RSS {
 		t.Errorf("after reset: peak %d, RSS %d", s.PeakRSS, s.RSS)
 	}
+}
+
+// TestWatchAnon: the anonymous memory sampled in a child process that
+// holds a 64 MiB block for a moment, then frees it, peaks above the block
+// although the child's memory at the end is below it; watching a process
+// that is gone is an error.
+func TestWatchAnon(t *testing.T) {
+	if os.Getenv("PROCSTAT_HOLD") != "" {
+		holdAndFree()
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWatchAnon$")
+	cmd.Env = append(os.Environ(), "PROCSTAT_HOLD=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	w := WatchAnon(cmd.Process.Pid, 2*time.Millisecond)
+	lines := bufio.NewScanner(out)
+	for _, want := range []string{"held", "freed"} {
+		if !lines.Scan() || lines.Text() != want {
+			t.Fatalf("child said %q (%v), want %q", lines.Text(), lines.Err(), want)
+		}
+		if want == "held" {
+			time.Sleep(20 * time.Millisecond) // samples while it holds the block
+			_, _ = in.Write([]byte("free\n"))
+		}
+	}
+	end, err := Read(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	peak, err := w.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const block = 64 << 20
+	if peak < block || end.AnonRSS >= block {
+		t.Errorf("peak anonymous memory %d B, at the end %d B; want a peak above the %d B block and an end below it", peak, end.AnonRSS, block)
+	}
+	_ = in.Close()
+	_ = cmd.Wait()
+	if _, err := WatchAnon(cmd.Process.Pid, time.Millisecond).Stop(); err == nil {
+		t.Error("watching a process that ended reported no error")
+	}
+}
+
+// holdAndFree is the child of TestWatchAnon: it holds a touched 64 MiB
+// block until told to free it, and returns it to the OS.
+func holdAndFree() {
+	block := make([]byte, 64<<20)
+	for i := range block {
+		block[i] = 1
+	}
+	fmt.Println("held")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	runtime.KeepAlive(block)
+	block = nil
+	debug.FreeOSMemory()
+	fmt.Println("freed")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 }
