@@ -12,14 +12,19 @@ import (
 )
 
 func TestReadSelf(t *testing.T) {
-	// Burn some CPU so that it shows in utime.
-	deadline := time.Now().Add(50 * time.Millisecond)
-	for n := 0; time.Now().Before(deadline); n++ {
-		_ = n * n
-	}
-	s, err := Read(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	// Burn CPU until it shows in utime (a clock tick at least): on a
+	// loaded machine 50 ms of wall time may not get the process one tick.
+	var s Sample
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		for burn := time.Now().Add(20 * time.Millisecond); time.Now().Before(burn); {
+		}
+		var err error
+		if s, err = Read(os.Getpid()); err != nil {
+			t.Fatal(err)
+		}
+		if s.CPU > 0 || time.Now().After(deadline) {
+			break
+		}
 	}
 	if s.CPU <= 0 || s.RSS <= 0 || s.PeakRSS < s.RSS || s.AnonRSS <= 0 || s.AnonRSS > s.RSS {
 		t.Errorf("sample %+v: want CPU > 0, RSS > 0, peak >= RSS >= anonymous RSS > 0", s)
