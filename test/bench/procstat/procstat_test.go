@@ -113,8 +113,7 @@ func holdAndFree() {
 	}
 	fmt.Println("held")
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
-	runtime.KeepAlive(block)
-	block = nil
+	runtime.KeepAlive(block) // unreachable from here on
 	debug.FreeOSMemory()
 	fmt.Println("freed")
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
