@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -27,14 +28,14 @@ import (
 )
 
 // benchHandler is the pod handler on the warm path: the namespace is opted
-// in and the ServiceAccount, Role and RoleBinding exist, read by the real
-// Ensurer from a cacheReader. Its log lines go through the production zap
-// encoder to io.Discard.
-func benchHandler(b *testing.B) (*tpadmission.PodHandler, context.Context) {
+// in (with the given policy annotations) and the ServiceAccount, Role and
+// RoleBinding exist, read by the real Ensurer from a cacheReader. Its log
+// lines go through the production zap encoder to io.Discard.
+func benchHandler(b *testing.B, nsAnnotations map[string]string) (*tpadmission.PodHandler, context.Context) {
 	b.Helper()
 	const ns, sa = "bench", "checkout"
 	nsMeta := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{
-		corev1.LabelMetadataName: ns, mutate.LabelInject: mutate.InjectEnabled}}}
+		corev1.LabelMetadataName: ns, mutate.LabelInject: mutate.InjectEnabled}, Annotations: nsAnnotations}}
 	nsMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
 	saMeta := &metav1.PartialObjectMetadata{ObjectMeta: rbac.ServiceAccount(ns, sa).ObjectMeta}
 	saMeta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ServiceAccount"))
@@ -48,6 +49,39 @@ func benchHandler(b *testing.B) (*tpadmission.PodHandler, context.Context) {
 		Ensurer:    &rbac.Ensurer{Cache: cache, Live: cache, Writer: fake.NewClientBuilder().Build()},
 	}
 	return h, logf.IntoContext(context.Background(), zap.New(zap.WriteTo(io.Discard)))
+}
+
+// benchCase is one kind of warm admission: what the pod and its namespace
+// ask for. Each costs only what it asks (make bench-micro's allocations per
+// admission, per case).
+type benchCase struct {
+	name          string
+	podAnnotation map[string]string // added to the fixture pod's
+	nsAnnotations map[string]string
+}
+
+var benchCases = []benchCase{
+	{name: "plain"},
+	{name: "token-file-env", podAnnotation: map[string]string{mutate.AnnotationTokenFileEnv: "vault=VAULT_TOKEN_FILE"}},
+	{name: "namespace-policy", nsAnnotations: map[string]string{
+		mutate.AnnotationAllowedAudiences: "vault,*.example.com", mutate.AnnotationMaxExpiration: "12h"}},
+}
+
+// pod is the benchmark's pod for the case.
+func (c benchCase) pod() *corev1.Pod {
+	pod := fixture.Pod(1, "checkout")
+	maps.Copy(pod.Annotations, c.podAnnotation)
+	return pod
+}
+
+// runCases runs bench once per case, as sub-benchmarks named by the case.
+func runCases(b *testing.B, bench func(b *testing.B, h *tpadmission.PodHandler, ctx context.Context, pod *corev1.Pod)) {
+	for _, c := range benchCases {
+		b.Run(c.name, func(b *testing.B) {
+			h, ctx := benchHandler(b, c.nsAnnotations)
+			bench(b, h, ctx, c.pod())
+		})
+	}
 }
 
 // cacheReader reads as controller-runtime's informer cache does: a lookup by
@@ -83,37 +117,40 @@ func (c cacheReader) List(context.Context, client.ObjectList, ...client.ListOpti
 // response with its patch: pod decode, opt-in, Mutate, Ensure (cache hits),
 // patch, log line, metric.
 func BenchmarkHandle(b *testing.B) {
-	h, ctx := benchHandler(b)
-	review, err := fixture.Review(fixture.UID("bench", 1), "bench", fixture.Pod(1, "checkout"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	req := admission.Request{AdmissionRequest: *review.Request}
-	for b.Loop() {
-		resp := h.Handle(ctx, req)
-		if !resp.Allowed || len(resp.Patches) == 0 {
-			b.Fatalf("not patched: %+v", resp.Result)
+	runCases(b, func(b *testing.B, h *tpadmission.PodHandler, ctx context.Context, pod *corev1.Pod) {
+		review, err := fixture.Review(fixture.UID("bench", 1), "bench", pod)
+		if err != nil {
+			b.Fatal(err)
 		}
-	}
+		req := admission.Request{AdmissionRequest: *review.Request}
+		for b.Loop() {
+			resp := h.Handle(ctx, req)
+			if !resp.Allowed || len(resp.Patches) == 0 {
+				b.Fatalf("not patched: %+v", resp.Result)
+			}
+		}
+	})
 }
 
 // BenchmarkServeHTTP is the handler end to end in-process, as the webhook
 // server runs it (Lean around admission.Webhook and PodHandler): the
 // AdmissionReview body in, the JSON answer out.
 func BenchmarkServeHTTP(b *testing.B) {
-	h, ctx := benchHandler(b)
-	benchServe(b, ctx, tpadmission.Lean(&admission.Webhook{Handler: h}))
+	runCases(b, func(b *testing.B, h *tpadmission.PodHandler, ctx context.Context, pod *corev1.Pod) {
+		benchServe(b, ctx, tpadmission.Lean(&admission.Webhook{Handler: h}), pod)
+	})
 }
 
 // BenchmarkServeHTTPFramework is the same through controller-runtime's
 // admission.Webhook.ServeHTTP, for comparison.
 func BenchmarkServeHTTPFramework(b *testing.B) {
-	h, ctx := benchHandler(b)
-	benchServe(b, ctx, &admission.Webhook{Handler: h})
+	runCases(b, func(b *testing.B, h *tpadmission.PodHandler, ctx context.Context, pod *corev1.Pod) {
+		benchServe(b, ctx, &admission.Webhook{Handler: h}, pod)
+	})
 }
 
-func benchServe(b *testing.B, ctx context.Context, wh http.Handler) {
-	body, err := fixture.Body(fixture.UID("bench", 1), "bench", fixture.Pod(1, "checkout"))
+func benchServe(b *testing.B, ctx context.Context, wh http.Handler, pod *corev1.Pod) {
+	body, err := fixture.Body(fixture.UID("bench", 1), "bench", pod)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -151,3 +151,42 @@ func BenchmarkDecodeReview(b *testing.B) {
 		}
 	})
 }
+
+// TestEnvOnlyWhenAsked: a container's env is decoded only for a pod that
+// asks for token-file-env, wherever the annotation stands in the object
+// (after the spec here), and is then exactly the env sent; a pod that does
+// not ask keeps none, and an env that would not decode does not refuse it.
+// An env that does not decode refuses a pod that asks, on the framework's
+// path (onePass leaves it).
+func TestEnvOnlyWhenAsked(t *testing.T) {
+	seeds := CorpusInputs(t, "testdata/fuzz/FuzzAdmissionReview")
+	ours := []corev1.EnvVar{{Name: "VAULT_TOKEN_FILE", Value: "/x"}}
+	for _, tc := range []struct {
+		seed string
+		took bool
+		env  []corev1.EnvVar // of the first container
+	}{
+		{"env-after-spec-conflicting", true, ours},
+		{"env-spaced", true, ours},
+		{"env-not-asked-not-a-list", true, nil},
+		{"env-not-asked-wrong-types", true, nil},
+		{"env-after-spec-not-a-list", false, nil},
+	} {
+		body, ok := seeds[tc.seed]
+		if !ok {
+			t.Fatalf("no seed %s", tc.seed)
+		}
+		_, fields, _, took := onePass(body, true)
+		if took != tc.took {
+			t.Errorf("%s: onePass took it: %v, want %v", tc.seed, took, tc.took)
+			continue
+		}
+		if !took {
+			continue
+		}
+		if got := fields.pod().Spec.Containers[0].Env; !reflect.DeepEqual(got, tc.env) {
+			t.Errorf("%s: env %+v, want %+v", tc.seed, got, tc.env)
+		}
+		sameAsFramework(t, body)
+	}
+}

@@ -162,11 +162,25 @@ func (o *objectIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	if err := jsonv2.UnmarshalDecode(dec, pod); err != nil {
 		return err
 	}
-	// Between a name and its value JSON allows whitespace and one colon.
-	o.raw = bytes.Clone(bytes.TrimLeft(o.body[start:dec.InputOffset()], " \t\r\n:"))
+	// The env of a pod that asks for it, from its offsets: the annotation
+	// may come after the spec.
+	err := pod.decodeEnv(unmarshalV2, func(e *envIn) []byte { return valueAt(o.body, e.start, e.end) })
+	if err != nil {
+		return err
+	}
+	o.raw = bytes.Clone(valueAt(o.body, start, dec.InputOffset()))
 	o.pod = pod
 	return nil
 }
+
+// valueAt is the value between start, just after its name, and end in
+// body: between a name and its value JSON allows whitespace and one colon.
+func valueAt(body []byte, start, end int64) []byte {
+	return bytes.TrimLeft(body[start:end], " \t\r\n:")
+}
+
+// unmarshalV2 is onePass's decoder, for a value it had skipped.
+func unmarshalV2(b []byte, v any) error { return jsonv2.Unmarshal(b, v) }
 
 // withRequest is req, or nil if it is empty.
 func withRequest(req *admission.Request) *admission.Request {

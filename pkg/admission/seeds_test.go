@@ -75,7 +75,21 @@ func seedReviews(t *testing.T) map[string][]byte {
 		return `{"metadata":{"annotations":{"token-projector.io/audience":"vault","token-projector.io/token-file-env":"vault=VAULT_TOKEN_FILE"}},` +
 			`"spec":{"containers":[{"name":"app","env":` + env + `},{"name":"sidecar"}]}}`
 	}
+	// The same pod with its annotations after its spec, as a client may
+	// order them: env is decoded only once the annotation has been read.
+	specFirst := func(env, annotations string) string {
+		return `{"spec":{"containers":[{"name":"app","env":` + env + `},{"name":"sidecar"}]},` +
+			`"metadata":{"annotations":{"token-projector.io/audience":"vault"` + annotations + `}}}`
+	}
+	const asksEnv = `,"token-projector.io/token-file-env":"vault=VAULT_TOKEN_FILE"`
 	for name, body := range map[string][]byte{
+		"env-after-spec-conflicting": reviewBody("v1", "u29", fuzzOptedIn, "CREATE", podKind, specFirst(`[{"name":"VAULT_TOKEN_FILE","value":"/x"}]`, asksEnv), ""),
+		"env-after-spec-identical":   reviewBody("v1", "u30", fuzzOptedIn, "CREATE", podKind, specFirst(`[{"name":"VAULT_TOKEN_FILE","value":"/var/run/secrets/tokens/vault-token"}]`, asksEnv), ""),
+		"env-after-spec-not-a-list":  reviewBody("v1", "u31", fuzzOptedIn, "CREATE", podKind, specFirst(`{"name":"VAULT_TOKEN_FILE"}`, asksEnv), ""),
+		"env-not-asked-not-a-list":   reviewBody("v1", "u32", fuzzOptedIn, "CREATE", podKind, specFirst(`{"name":"VAULT_TOKEN_FILE"}`, ""), ""),
+		"env-not-asked-wrong-types":  reviewBody("v1", "u33", fuzzOptedIn, "CREATE", podKind, specFirst(`[{"name":7,"valueFrom":"x"}]`, ""), ""),
+		"env-spaced": []byte(strings.Replace(string(reviewBody("v1", "u34", fuzzOptedIn, "CREATE", podKind,
+			specFirst(`[{"name":"VAULT_TOKEN_FILE","value":"/x"}]`, asksEnv), "")), `"env":`, "\"env\" \t\r\n: \n ", 1)),
 		"env-null":                  reviewBody("v1", "u23", fuzzOptedIn, "CREATE", podKind, withEnv(`null`), ""),
 		"env-ours-value-from-null":  reviewBody("v1", "u24", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"name":"VAULT_TOKEN_FILE","value":"/var/run/secrets/tokens/vault-token","valueFrom":null}]`), ""),
 		"env-capitalised-name":      reviewBody("v1", "u25", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"Name":"VAULT_TOKEN_FILE","value":"/x"}]`), ""),

@@ -1,3 +1,12 @@
+//go:build benchsmoke
+
+// TestBenchSmoke takes a control plane and a build of the webhook binary
+// as the Dockerfile builds it, about 400 s of make test on a cold machine:
+// it runs with make bench (-tags benchsmoke), before the benchmark itself,
+// while go test ./test/bench/... keeps the fast tests of the harness
+// (statistics, the last line, port clashes, /proc sampling, the load
+// generator against the ceiling, the cache measurement on a small cluster).
+
 package main
 
 import (
@@ -19,7 +28,7 @@ func TestBenchSmoke(t *testing.T) {
 		t.Skip("builds the webhook and starts a control plane")
 	}
 	quietFor = 300 * time.Millisecond
-	c := config{outDir: t.TempDir(), rounds: 1, slice: 300 * time.Millisecond, warmup: 100 * time.Millisecond, coldRequests: 3, bursts: 1}
+	c := config{outDir: t.TempDir(), rounds: 2, slice: 300 * time.Millisecond, warmup: 100 * time.Millisecond, coldRequests: 3, bursts: 1}
 	s, err := run(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
@@ -27,7 +36,13 @@ func TestBenchSmoke(t *testing.T) {
 	if len(s.warm) != len(protocols)*len(concurrencies) {
 		t.Fatalf("%d warm configurations measured", len(s.warm))
 	}
+	if s.peakAnon <= 0 {
+		t.Errorf("no peak anonymous memory sampled: %d", s.peakAnon)
+	}
 	for _, p := range s.warm {
+		if len(p.ceilings) != c.rounds || len(p.webhooks) != c.rounds {
+			t.Errorf("%s c=%d: %d and %d rounds measured, want %d each", p.proto, p.concurrency, len(p.ceilings), len(p.webhooks), c.rounds)
+		}
 		for name, m := range map[string]measured{"ceiling": p.ceiling, "webhook": p.webhook} {
 			if m.res.Errors != 0 || len(m.res.Latencies) == 0 || m.peakRSS <= 0 {
 				t.Errorf("%s %s c=%d: %d requests, %d errors %v, peak RSS %d", name, p.proto, p.concurrency,

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -78,6 +80,31 @@ func start(name string, cmd *exec.Cmd, logFile string) (*server, error) {
 	return s, nil
 }
 
+// portClash is what a server logs when a port given to it was taken
+// between the probe (loopback) and its own bind: the probe cannot hold the
+// port for the child, and the machine is shared.
+const portClash = "address already in use"
+
+// startAttempts bounds the starts of one server.
+const startAttempts = 5
+
+// withFreePorts runs start, which starts a server on ports it probes free
+// and writes the server's log to logFile, again on fresh ports while the
+// server failed for want of a port.
+func withFreePorts(name, logFile string, start func() (*server, error)) (*server, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := start()
+		if err == nil {
+			return s, nil
+		}
+		log, _ := os.ReadFile(logFile)
+		if attempt == startAttempts || !strings.Contains(string(log), portClash) {
+			return nil, err
+		}
+		fmt.Printf("%s: a port was taken before it could bind it (attempt %d); starting it on fresh ports\n", name, attempt)
+	}
+}
+
 func loopback() (string, error) {
 	port, err := testenv.FreePort()
 	if err != nil {
@@ -87,12 +114,21 @@ func loopback() (string, error) {
 }
 
 // startWebhook runs the webhook binary as the chart would, with the shipped
-// RBAC's identity, the envtest serving certificate, and metrics and pprof on
-// loopback ports, and waits until it is ready (certificate loaded, caches
-// synced).
+// RBAC's identity, the envtest serving certificate, and serving, metrics
+// and pprof on loopback ports, and waits until it is ready (certificate
+// loaded, caches synced).
 func startWebhook(ctx context.Context, env *testenv.Env, c config) (*server, error) {
 	kubeconfig := filepath.Join(c.outDir, "webhook.kubeconfig")
 	if err := writeKubeconfig(env.WebhookConfig, kubeconfig); err != nil {
+		return nil, err
+	}
+	logFile := filepath.Join(c.outDir, "webhook.log")
+	return withFreePorts("webhook", logFile, func() (*server, error) { return startWebhookOnce(ctx, env, c, kubeconfig, logFile) })
+}
+
+func startWebhookOnce(ctx context.Context, env *testenv.Env, c config, kubeconfig, logFile string) (*server, error) {
+	serving, err := loopback()
+	if err != nil {
 		return nil, err
 	}
 	metrics, err := loopback()
@@ -107,11 +143,14 @@ func startWebhook(ctx context.Context, env *testenv.Env, c config) (*server, err
 	if err != nil {
 		return nil, err
 	}
-	port := env.WebhookInstallOptions.LocalServingPort
+	host, port, err := net.SplitHostPort(serving)
+	if err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(c.webhookBin,
 		"--kubeconfig="+kubeconfig,
 		"--cert-dir="+env.WebhookInstallOptions.LocalServingCertDir,
-		"--webhook-host=127.0.0.1", "--webhook-port="+strconv.Itoa(port),
+		"--webhook-host="+host, "--webhook-port="+port,
 		"--metrics-bind-address="+metrics,
 		"--health-probe-bind-address="+health,
 		"--pprof-bind-address="+pprof,
@@ -121,16 +160,16 @@ func startWebhook(ctx context.Context, env *testenv.Env, c config) (*server, err
 		"--enable-http2",
 	)
 	cmd.Env = append(os.Environ(), c.webhookEnv...)
-	s, err := start("webhook", cmd, filepath.Join(c.outDir, "webhook.log"))
+	s, err := start("webhook", cmd, logFile)
 	if err != nil {
 		return nil, err
 	}
-	s.url = fmt.Sprintf("https://127.0.0.1:%d%s", port, tpadmission.PodsPath)
+	s.url = "https://" + serving + tpadmission.PodsPath
 	s.metrics = "http://" + metrics + "/metrics"
 	s.pprof = "http://" + pprof + "/debug/pprof"
 	if err := testenv.WaitReady(ctx, "http://"+health+"/readyz", time.Minute, s.done); err != nil {
 		s.stop()
-		return nil, fmt.Errorf("%w (log: %s)", err, filepath.Join(c.outDir, "webhook.log"))
+		return nil, fmt.Errorf("%w (log: %s)", err, logFile)
 	}
 	return s, nil
 }
@@ -138,6 +177,11 @@ func startWebhook(ctx context.Context, env *testenv.Env, c config) (*server, err
 // startCeiling runs the ceiling binary on the webhook's certificate and
 // waits until it answers an AdmissionReview.
 func startCeiling(ctx context.Context, env *testenv.Env, c config, probe loadgen.Target) (*server, error) {
+	logFile := filepath.Join(c.outDir, "ceiling.log")
+	return withFreePorts("ceiling", logFile, func() (*server, error) { return startCeilingOnce(ctx, env, c, probe, logFile) })
+}
+
+func startCeilingOnce(ctx context.Context, env *testenv.Env, c config, probe loadgen.Target, logFile string) (*server, error) {
 	addr, err := loopback()
 	if err != nil {
 		return nil, err
@@ -148,7 +192,7 @@ func startCeiling(ctx context.Context, env *testenv.Env, c config, probe loadgen
 	}
 	cmd := exec.Command(c.ceilingBin, "--addr="+addr, "--pprof-addr="+pprof,
 		"--cert-dir="+env.WebhookInstallOptions.LocalServingCertDir)
-	s, err := start("ceiling", cmd, filepath.Join(c.outDir, "ceiling.log"))
+	s, err := start("ceiling", cmd, logFile)
 	if err != nil {
 		return nil, err
 	}

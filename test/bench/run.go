@@ -68,7 +68,7 @@ func runBench(ctx context.Context, c config) (*bench, error) {
 			return nil, err
 		}
 	}
-	b := &bench{c: c, env: env, clients: map[string]*http.Client{}}
+	b := &bench{c: c, env: env, clients: map[string]*http.Client{}, summary: summary{rounds: c.rounds}}
 
 	warmBodies, warmUIDs, err := bodies("warm", nsWarm, 256, func(int) string { return "warm" })
 	if err != nil {
@@ -186,8 +186,6 @@ type measured struct {
 	res     loadgen.Result
 	cpu     time.Duration
 	peakRSS int64
-	// anonRSS is the anonymous part of the RSS at the end of the run.
-	anonRSS int64
 	// loadCPU is the load generator's own CPU time over the run: it shares
 	// the machine with the server.
 	loadCPU time.Duration
@@ -228,7 +226,7 @@ func measure(ctx context.Context, s *server, t loadgen.Target, l loadgen.Load) (
 	if err != nil {
 		return m, err
 	}
-	m.cpu, m.peakRSS, m.anonRSS, m.loadCPU = p1.CPU-p0.CPU, p1.PeakRSS, p1.AnonRSS, self1.CPU-self0.CPU
+	m.cpu, m.peakRSS, m.loadCPU = p1.CPU-p0.CPU, p1.PeakRSS, self1.CPU-self0.CPU
 	if s.metrics != "" {
 		after, err := quiet(ctx, s)
 		if err != nil {
@@ -281,7 +279,6 @@ func total(ms []measured) measured {
 		t.cpu += m.cpu
 		t.loadCPU += m.loadCPU
 		t.peakRSS = max(t.peakRSS, m.peakRSS)
-		t.anonRSS = max(t.anonRSS, m.anonRSS)
 		for k, v := range m.metrics {
 			t.metrics[k] += v
 		}

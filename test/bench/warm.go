@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
 
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/token-projector/token-projector/test/bench/loadgen"
+	"github.com/token-projector/token-projector/test/bench/procstat"
 	"github.com/token-projector/token-projector/test/bench/scrape"
 )
 
@@ -16,11 +18,19 @@ var (
 	concurrencies = []int{1, 64}
 )
 
-// pair is the ceiling and the webhook measured in one configuration.
+// anonEvery is how often the webhook's anonymous memory is sampled in the
+// warm run: the Go heap grows and shrinks over GC cycles of tens of
+// milliseconds, and the kernel gives pages back more slowly still.
+const anonEvery = 10 * time.Millisecond
+
+// pair is the ceiling and the webhook measured in one configuration: the
+// rounds pooled, and each round's measurement (ceilings[i] and webhooks[i]
+// are round i's), whose ratios give the median and spread of the summary.
 type pair struct {
-	proto            loadgen.Protocol
-	concurrency      int
-	ceiling, webhook measured
+	proto              loadgen.Protocol
+	concurrency        int
+	ceiling, webhook   measured
+	ceilings, webhooks []measured
 }
 
 // warm measures the warm path: the ServiceAccount, Role and RoleBinding
@@ -46,6 +56,8 @@ func (b *bench) warm(ctx context.Context, bodies [][]byte, uids []types.UID) err
 	if err != nil {
 		return err
 	}
+	// The webhook's own memory at its peak over the whole warm run.
+	anon := procstat.WatchAnon(b.webhook.pid(), anonEvery)
 	printTableHeader()
 	for _, proto := range protocols {
 		for _, conc := range concurrencies {
@@ -56,6 +68,9 @@ func (b *bench) warm(ctx context.Context, bodies [][]byte, uids []types.UID) err
 			printPair(p)
 			b.summary.warm = append(b.summary.warm, p)
 		}
+	}
+	if b.summary.peakAnon, err = anon.Stop(); err != nil {
+		return fmt.Errorf("sampling the webhook's anonymous memory: %w", err)
 	}
 	after, err := quiet(ctx, b.webhook)
 	if err != nil {
@@ -102,7 +117,7 @@ func (b *bench) warmPair(ctx context.Context, proto loadgen.Protocol, conc int, 
 			*r.out = append(*r.out, m)
 		}
 	}
-	p.ceiling, p.webhook = total(cs), total(ws)
+	p.ceiling, p.webhook, p.ceilings, p.webhooks = total(cs), total(ws), cs, ws
 	return p, nil
 }
 

@@ -104,3 +104,54 @@ func readClockTicks() int64 {
 	}
 	return 100 // USER_HZ on every Linux architecture Go supports
 }
+
+// AnonPeak samples a process's anonymous resident memory (RssAnon of
+// /proc/<pid>/status) until Stop, and keeps its greatest value: the
+// process's own memory (heap, stacks) at its peak, which VmHWM cannot give
+// since it counts the binary's pages too, and which a memory limit
+// protects.
+type AnonPeak struct {
+	stop chan struct{}
+	done chan struct{}
+	peak int64
+	err  error
+}
+
+// WatchAnon starts sampling pid every interval.
+func WatchAnon(pid int, every time.Duration) *AnonPeak {
+	w := &AnonPeak{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			w.sample(pid)
+			select {
+			case <-w.stop:
+				w.sample(pid)
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return w
+}
+
+func (w *AnonPeak) sample(pid int) {
+	s, err := Read(pid)
+	if err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return
+	}
+	w.peak = max(w.peak, s.AnonRSS)
+}
+
+// Stop ends the sampling and returns the peak in bytes; an error if any
+// sample failed (the process ended, say).
+func (w *AnonPeak) Stop() (int64, error) {
+	close(w.stop)
+	<-w.done
+	return w.peak, w.err
+}
