@@ -6,6 +6,7 @@
 package tokenpolicy
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -20,7 +21,9 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	"k8s.io/apimachinery/pkg/util/version"
+	celconfig "k8s.io/apiserver/pkg/apis/cel"
 	"k8s.io/apiserver/pkg/cel/environment"
+	"k8s.io/apiserver/pkg/cel/library"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/test/testenv"
@@ -77,7 +80,8 @@ func loadPolicy(t *testing.T, names ...string) *policyVariables {
 		if iss.Err() != nil {
 			t.Fatalf("variable %s: %v", name, iss.Err())
 		}
-		prog, err := env.Program(ast)
+		// As kube-apiserver runs them: its cost model, its per-call limit.
+		prog, err := env.Program(ast, cel.CostTracking(&library.CostEstimator{}), cel.CostLimit(celconfig.PerCallLimit))
 		if err != nil {
 			t.Fatalf("variable %s: %v", name, err)
 		}
@@ -87,11 +91,22 @@ func loadPolicy(t *testing.T, names ...string) *policyVariables {
 }
 
 func (v *policyVariables) eval(name string, vars map[string]any) (any, error) {
-	out, _, err := v.progs[name].Eval(map[string]any{"variables": vars})
-	if err != nil {
-		return nil, err
+	out, _, err := v.evalCost(name, vars)
+	return out, err
+}
+
+// evalCost evaluates the variable name and says what it cost, in
+// kube-apiserver's units.
+func (v *policyVariables) evalCost(name string, vars map[string]any) (any, uint64, error) {
+	out, det, err := v.progs[name].Eval(map[string]any{"variables": vars})
+	var cost uint64
+	if det != nil && det.ActualCost() != nil {
+		cost = *det.ActualCost()
 	}
-	return out.Value(), nil
+	if err != nil {
+		return nil, cost, err
+	}
+	return out.Value(), cost, nil
 }
 
 // globCases are the webhook's own: the globs and audiences of pkg/mutate's
@@ -208,6 +223,44 @@ func TestMaxExpirationAsTheWebhookReadsIt(t *testing.T) {
 	}
 	if _, err := v.eval("maxSeconds", map[string]any{"maxRaw": "9999999999h"}); err == nil {
 		t.Error("9999999999h overflows Go's duration: want an evaluation error (the policy then fails closed)")
+	}
+}
+
+// TestCostWithinLimits: a policy larger than any plausible one (40 globs of
+// 60 characters with classes and escapes, a TokenRequest for 20 audiences of
+// 100 characters) stays within kube-apiserver's per-call cost limit with
+// room to spare (each variable under half of it; costs are logged: the
+// match of every audience against every glob dominates, about a fifth of
+// the limit here), and all of it within a tenth of the per-policy budget.
+// Only far larger annotations or requests reach the limit; the evaluation
+// error then refuses the request (failurePolicy Fail), in that namespace
+// only.
+func TestCostWithinLimits(t *testing.T) {
+	v := loadPolicy(t, "audienceGlobsWellFormed", "audienceRegexes", "refusedAudiences")
+	var globs, audiences []string
+	for i := range 40 {
+		g := fmt.Sprintf("https://sts-%02d.[a-z]*.example.com/\\[role\\]/?/*-[^/]", i)
+		globs = append(globs, g+strings.Repeat("z", max(0, 60-len(g))))
+	}
+	for i := range 20 {
+		audiences = append(audiences, fmt.Sprintf("https://sts-%02d.region.example.com/[role]/x/%s", i, strings.Repeat("y", 100))[:100])
+	}
+	vars := map[string]any{"audienceGlobs": globs, "foreignAudiences": audiences}
+	var total uint64
+	for _, name := range []string{"audienceGlobsWellFormed", "audienceRegexes", "refusedAudiences"} {
+		out, cost, err := v.evalCost(name, vars)
+		if err != nil {
+			t.Fatalf("%s: %v (cost %d)", name, err, cost)
+		}
+		vars[name] = out
+		t.Logf("%s: cost %d of the per-call limit %d", name, cost, celconfig.PerCallLimit)
+		if cost > celconfig.PerCallLimit/2 {
+			t.Errorf("%s costs %d, over half of kube-apiserver's per-call limit %d", name, cost, celconfig.PerCallLimit)
+		}
+		total += cost
+	}
+	if total > celconfig.RuntimeCELCostBudget/10 {
+		t.Errorf("the policy's variables cost %d, over a tenth of kube-apiserver's per-policy budget %d", total, celconfig.RuntimeCELCostBudget)
 	}
 }
 
