@@ -212,10 +212,11 @@ bench-micro: ## Run the Go micro-benchmarks (annotation parsing, mutation, patch
 ##@ Install
 
 .PHONY: chart-sync
-chart-sync: ## Copy config/rbac/role.yaml, config/gc/role.yaml and config/webhook/manifests.yaml into the chart (test/install fails until they match).
+chart-sync: ## Copy config/rbac/role.yaml, config/gc/role.yaml, config/webhook/manifests.yaml and config/tokenpolicy/policy.yaml into the chart (test/install fails until they match).
 	cp config/rbac/role.yaml $(CHART)/files/rbac.yaml
 	cp config/gc/role.yaml $(CHART)/files/rbac-gc.yaml
 	cp config/webhook/manifests.yaml $(CHART)/files/webhook.yaml
+	cp config/tokenpolicy/policy.yaml $(CHART)/files/tokenpolicy.yaml
 
 .PHONY: helm-lint
 helm-lint: helm ## Lint the chart (--strict) and render it with its defaults.

@@ -120,6 +120,12 @@ type Options struct {
 	// releases in one namespace elect their reconcilers apart. The chart
 	// passes <fullname>-reconciler; the default is the name config/ uses.
 	LeaderElectionID string
+	// TokenPolicyConfigMap names the token policy's parameter, a ConfigMap
+	// in the webhook's own namespace: at start-up the webhook records the
+	// API server's audiences there (config/tokenpolicy). Empty (the
+	// default, for tests and development) records nothing; the chart and
+	// config/manager pass the ConfigMap they install.
+	TokenPolicyConfigMap string
 	// EnableHTTP2 serves HTTP/2 on the webhook port. Off by default, as in
 	// kubebuilder, so that HTTP/2 stream attacks (CVE-2023-44487) from the
 	// pod network do not apply.
@@ -181,6 +187,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.LeaderElection, "leader-elect", o.LeaderElection, "Run the reconciler (restore, garbage collection) on one elected replica only, through the Lease --leader-election-id; every replica serves admissions.")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "Namespace of the leader-election Lease; empty means the webhook pod's own namespace.")
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "Name of the leader-election Lease; one per release, so that releases sharing a namespace elect apart (the chart passes <fullname>-reconciler).")
+	fs.StringVar(&o.TokenPolicyConfigMap, "token-policy-configmap", o.TokenPolicyConfigMap, "ConfigMap, in the webhook's own namespace, where it records the API server's audiences at start-up for the token policy (the ValidatingAdmissionPolicy the chart installs); empty records nothing.")
 	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "Serve HTTP/2 on the webhook port (off: HTTP/1.1 only).")
 }
 

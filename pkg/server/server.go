@@ -115,6 +115,10 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 	mgr.GetWebhookServer().Register(tpadmission.PodsPath, d.closing(tpadmission.Lean(&admission.Webhook{Handler: handler})))
 	mgr.GetWebhookServer().Register(tpadmission.WorkloadsPath, d.closing(tpadmission.Lean(&admission.Webhook{Handler: &tpadmission.WorkloadHandler{PodHandler: handler}})))
 
+	if err := addAPIAudiencesRecorder(mgr, o); err != nil {
+		return nil, err
+	}
+
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err
 	}

@@ -27,6 +27,8 @@ func TestCluster(t *testing.T) {
 	}{
 		{"tokens that work", testTokens},
 		{"a verifier reviews tokens", testVerifier},
+		{"token file permissions", testTokenFilePermissions},
+		{"namespace policy at the token API", testTokenPolicy},
 		{"webhook reached through its cluster IP", testClusterIPPath},
 		{"upgrade under load", testUpgrade},
 		{"eviction under load", testEviction},

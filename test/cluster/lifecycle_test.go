@@ -34,18 +34,29 @@ func podNames(pods []corev1.Pod) []string {
 
 // testUpgrade: `helm upgrade` that changes the webhook's pod template
 // replaces both replicas while pods are created without pause; every
-// creation succeeds and is injected.
+// creation succeeds and is injected. The release first runs with a Lease
+// other than the one the chart names (previousLease, as a release installed
+// before the per-release Lease): the upgrade keeps electing through it, and
+// at no moment do two Leases have a holder, that is two reconcilers lead.
 func testUpgrade(t *testing.T, e *env) {
 	e.namespace(t, loadNS, true)
+	e.electOnPreviousLease(t)
 	before := podNames(e.webhookPods(t))
 	l := startLoad(t, e.ctx, e.Client, loadNS)
 	l.waitCreated(t, e, 20)
+	leaders := e.watchLeaders(t)
 	e.helm(t, append([]string{"upgrade", release, render.ChartDir, "--reuse-values",
 		"--set-string", "podAnnotations.token-projector\\.io/restarted-at=" + time.Now().UTC().Format(time.RFC3339Nano)}, helmInstallArgs()...)...)
 	e.waitWebhookReady(t, 2)
 	l.waitCreated(t, e, 20)
 	failed := l.stop(t)
 	summary.upgrade.finish(failed)
+	leaders.check(t)
+	if d, err := e.Client.AppsV1().Deployments(releaseNS).Get(e.ctx, release, metav1.GetOptions{}); err != nil {
+		t.Error(err)
+	} else if got := leaseOf(d); got != previousLease {
+		t.Errorf("the upgraded Deployment elects through %q, want the Lease it ran with, %q", got, previousLease)
+	}
 	for _, name := range podNames(e.webhookPods(t)) {
 		for _, old := range before {
 			if name == old {

@@ -14,9 +14,12 @@ var summary struct {
 	reviewsChecked atomic.Int64
 	// path is how kube-apiserver reached the webhook, once a test checked
 	// it ("clusterip": the Service's cluster IP, through kube-proxy).
-	path     atomic.Value
-	upgrade  phase
-	eviction phase
+	path atomic.Value
+	// tokenPolicy is "enforced" once a hand-written volume for a forbidden
+	// audience was refused while an injected pod beside it ran.
+	tokenPolicy atomic.Value
+	upgrade     phase
+	eviction    phase
 }
 
 // phase is one load scenario's outcome. A phase that did not run to its
@@ -49,13 +52,18 @@ func summaryLine() (string, bool) {
 	if path == "" {
 		path = "unchecked"
 	}
+	tokenPolicy, _ := summary.tokenPolicy.Load().(string)
+	if tokenPolicy == "" {
+		tokenPolicy = "unchecked"
+	}
 	fields := []string{
 		fmt.Sprintf("pods_running=%d", summary.podsRunning.Load()),
 		fmt.Sprintf("tokens_verified=%d", summary.tokensVerified.Load()),
 		fmt.Sprintf("reviews_checked=%d", summary.reviewsChecked.Load()),
 		"path=" + path,
+		"token_policy=" + tokenPolicy,
 		"upgrade_failed_creations=" + summary.upgrade.String(),
 		"eviction_failed_creations=" + summary.eviction.String(),
 	}
-	return "cluster: " + strings.Join(fields, " "), summary.upgrade.ok() && summary.eviction.ok() && path == "clusterip"
+	return "cluster: " + strings.Join(fields, " "), summary.upgrade.ok() && summary.eviction.ok() && path == "clusterip" && tokenPolicy == "enforced"
 }

@@ -202,10 +202,15 @@ func (e *env) verifyToken(t *testing.T, p *corev1.Pod, sa string) bool {
 // report fetches tokencheck's report from the pod's address, inside the
 // cluster's network namespace.
 func (e *env) report(p *corev1.Pod) (*tokencheck.Report, error) {
+	return e.reportAt(p, reportPort)
+}
+
+// reportAt fetches the report of the pod's tokencheck that listens on port.
+func (e *env) reportAt(p *corev1.Pod, port int32) (*tokencheck.Report, error) {
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		return e.Dial(ctx, network, addr)
 	}}}
-	resp, err := client.Get(fmt.Sprintf("http://%s/", net.JoinHostPort(p.Status.PodIP, fmt.Sprint(reportPort))))
+	resp, err := client.Get(fmt.Sprintf("http://%s/", net.JoinHostPort(p.Status.PodIP, fmt.Sprint(port))))
 	if err != nil {
 		return nil, err
 	}

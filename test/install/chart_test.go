@@ -87,9 +87,10 @@ func deployment(t *testing.T, objs []*unstructured.Unstructured) *appsv1.Deploym
 // webhook configuration from config/, not from a copy that can drift.
 func TestChartFilesAreConfig(t *testing.T) {
 	for copyPath, source := range map[string]string{
-		"files/rbac.yaml":    "config/rbac/role.yaml",
-		"files/rbac-gc.yaml": "config/gc/role.yaml",
-		"files/webhook.yaml": "config/webhook/manifests.yaml",
+		"files/rbac.yaml":        "config/rbac/role.yaml",
+		"files/rbac-gc.yaml":     "config/gc/role.yaml",
+		"files/webhook.yaml":     "config/webhook/manifests.yaml",
+		"files/tokenpolicy.yaml": "config/tokenpolicy/policy.yaml",
 	} {
 		got, err := os.ReadFile(filepath.Join(root, render.ChartDir, copyPath))
 		if err != nil {
@@ -280,8 +281,9 @@ func TestRBACClusterScope(t *testing.T) {
 	if got, want := render.Keys(bindings), []string{"ClusterRoleBinding /token-projector", "ClusterRoleBinding /token-projector-namespaces"}; !slices.Equal(got, want) {
 		t.Errorf("ClusterRoleBindings = %v, want %v", got, want)
 	}
-	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding " + ns + "/token-projector-leader-election"}; !slices.Equal(got, want) {
-		t.Errorf("RoleBindings in cluster scope = %v, want only %v (the leader-election Lease)", got, want)
+	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding " + ns + "/token-projector-leader-election",
+		"RoleBinding " + ns + "/token-projector-token-policy"}; !slices.Equal(got, want) {
+		t.Errorf("RoleBindings in cluster scope = %v, want only %v (the leader-election Lease, the token policy's ConfigMap)", got, want)
 	}
 	for _, b := range bindings {
 		var crb rbacv1.ClusterRoleBinding
@@ -307,7 +309,7 @@ func TestRBACNamespacedScope(t *testing.T) {
 		t.Errorf("ClusterRoleBindings = %v, want only %v (reading namespaces)", got, want)
 	}
 	if got, want := render.Keys(render.OfKind(objs, "RoleBinding")), []string{"RoleBinding team-a/token-projector", "RoleBinding team-b/token-projector",
-		"RoleBinding " + ns + "/token-projector-leader-election"}; !slices.Equal(got, want) {
+		"RoleBinding " + ns + "/token-projector-leader-election", "RoleBinding " + ns + "/token-projector-token-policy"}; !slices.Equal(got, want) {
 		t.Errorf("RoleBindings = %v, want %v", got, want)
 	}
 	for _, b := range render.OfKind(objs, "RoleBinding") {
@@ -317,7 +319,7 @@ func TestRBACNamespacedScope(t *testing.T) {
 		}
 		assertSubject(t, rb.Subjects)
 		if rb.Namespace == ns {
-			continue // the leader-election Role, in the release namespace
+			continue // the leader-election and token-policy Roles, in the release namespace
 		}
 		if rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "token-projector"}) {
 			t.Errorf("%s/%s roleRef = %+v", rb.Namespace, rb.Name, rb.RoleRef)
@@ -428,6 +430,9 @@ func TestRBACLeastPrivilege(t *testing.T) {
 				// The leader-election Lease: a Role, so only in the release namespace.
 				ownLease := kind == "Role" && namespace == ns &&
 					slices.Equal(rule.Resources, []string{"leases"}) && slices.Equal(rule.APIGroups, []string{"coordination.k8s.io"})
+				// The token policy's ConfigMap, by name, in the release namespace.
+				ownParams := kind == "Role" && namespace == ns && slices.Equal(rule.Resources, []string{"configmaps"}) &&
+					slices.Equal(rule.ResourceNames, []string{"token-projector-token-policy"})
 				ownIdentities := r.Name == "token-projector-gc" && !slices.ContainsFunc(rule.Resources, func(res string) bool {
 					return res != "serviceaccounts" && res != "roles" && res != "rolebindings"
 				})
@@ -437,6 +442,8 @@ func TestRBACLeastPrivilege(t *testing.T) {
 					case (v == "update" || v == "patch") && ownEvents:
 						continue
 					case v == "update" && ownLease:
+						continue
+					case v == "update" && ownParams:
 						continue
 					case v == "delete" && ownIdentities:
 						continue
@@ -636,14 +643,7 @@ func TestDeploymentFlagsParse(t *testing.T) {
 func TestLeaderElectionLeasePerRelease(t *testing.T) {
 	leases := map[string]string{}
 	for _, release := range []string{render.Release, "team-a", "team-b"} {
-		objs, err := render.ChartRelease(root, release, ns)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fullname := release
-		if release != render.Release {
-			fullname = release + "-token-projector"
-		}
+		objs, fullname := renderRelease(t, release)
 		var d appsv1.Deployment
 		into(t, objs, "Deployment", fullname, &d)
 		o := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args)
@@ -676,6 +676,67 @@ func TestLeaderElectionLeasePerRelease(t *testing.T) {
 			t.Errorf("release %s: Role %s allows %v on the Lease %s, want get, create and update", release, role.Name, allowed, o.LeaderElectionID)
 		}
 	}
+}
+
+// TestTokenPolicyPerRelease: each release installs the token policy of
+// config/tokenpolicy under its own names, its binding reads the ConfigMap
+// in the release namespace, the webhook records the API audiences in that
+// ConfigMap, and its Role lets it read and update that ConfigMap and mint
+// for its own account only.
+func TestTokenPolicyPerRelease(t *testing.T) {
+	for _, release := range []string{render.Release, "team-a"} {
+		objs, fullname := renderRelease(t, release)
+		name := fullname + "-token-policy"
+		var binding admissionregistrationv1.ValidatingAdmissionPolicyBinding
+		into(t, objs, "ValidatingAdmissionPolicyBinding", name, &binding)
+		var policy admissionregistrationv1.ValidatingAdmissionPolicy
+		into(t, objs, "ValidatingAdmissionPolicy", name, &policy)
+		var cm corev1.ConfigMap
+		into(t, objs, "ConfigMap", name, &cm)
+		if binding.Spec.PolicyName != name || binding.Spec.ParamRef == nil || binding.Spec.ParamRef.Name != name || binding.Spec.ParamRef.Namespace != ns {
+			t.Errorf("release %s: binding %+v, want policy %s and ConfigMap %s/%s", release, binding.Spec, name, ns, name)
+		}
+		if !slices.Equal(binding.Spec.ValidationActions, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}) ||
+			deref(binding.Spec.ParamRef.ParameterNotFoundAction) != admissionregistrationv1.AllowAction {
+			t.Errorf("release %s: binding %+v, want Deny and, without the ConfigMap, Allow (Deny would refuse every TokenRequest)", release, binding.Spec)
+		}
+		// No matchConditions: kube-apiserver evaluates them without the
+		// namespaceObject, so one reading it would fail every TokenRequest.
+		if deref(policy.Spec.FailurePolicy) != admissionregistrationv1.Fail || len(policy.Spec.MatchConditions) != 0 {
+			t.Errorf("release %s: policy failurePolicy %v, matchConditions %v: want Fail and none", release, policy.Spec.FailurePolicy, policy.Spec.MatchConditions)
+		}
+		if cm.Namespace != ns || len(cm.Data) != 0 {
+			t.Errorf("release %s: ConfigMap %s/%s with %v, want it empty in the release namespace (the webhook fills it)", release, cm.Namespace, cm.Name, cm.Data)
+		}
+		var d appsv1.Deployment
+		into(t, objs, "Deployment", fullname, &d)
+		if o := parseArgs(t, d.Spec.Template.Spec.Containers[0].Args); o.TokenPolicyConfigMap != name {
+			t.Errorf("release %s: --token-policy-configmap=%q, want %q", release, o.TokenPolicyConfigMap, name)
+		}
+		var role rbacv1.Role
+		into(t, objs, "Role", name, &role)
+		want := []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"serviceaccounts/token"}, ResourceNames: []string{fullname}, Verbs: []string{"create"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: []string{name}, Verbs: []string{"get", "update"}},
+		}
+		if diff := cmp.Diff(want, role.Rules); role.Namespace != ns || diff != "" {
+			t.Errorf("release %s: Role %s/%s rules (-want +got):\n%s", release, role.Namespace, role.Name, diff)
+		}
+	}
+}
+
+// renderRelease renders the chart as release, and names its objects' prefix:
+// the release's name if it contains the chart's, else <release>-token-projector.
+func renderRelease(t *testing.T, release string) ([]*unstructured.Unstructured, string) {
+	t.Helper()
+	objs, err := render.ChartRelease(root, release, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(release, "token-projector") {
+		return objs, release
+	}
+	return objs, release + "-token-projector"
 }
 
 // parseArgs parses container arguments with the webhook's own flag set.

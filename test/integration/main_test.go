@@ -7,8 +7,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/token-projector/token-projector/pkg/server"
 	"github.com/token-projector/token-projector/test/testenv"
@@ -21,7 +25,26 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(testenv.Suite{Name: "integration", LogLevel: zapLevel(), Webhook: func(*server.Options) {}, Env: &env, Hook: &hook}.Main(m))
+	os.Exit(testenv.Suite{
+		Name: "integration", LogLevel: zapLevel(), Env: &env, Hook: &hook,
+		Setup: installTokenPolicy,
+		// The webhook records the API server's audiences for the token
+		// policy, as the chart's does.
+		Webhook: func(o *server.Options) { o.TokenPolicyConfigMap = tokenPolicyName },
+	}.Main(m))
+}
+
+// tokenPolicyName names config/tokenpolicy's policy, binding and ConfigMap.
+const tokenPolicyName = "token-projector-token-policy"
+
+// installTokenPolicy installs config/tokenpolicy as config/default does,
+// and the webhook's own ServiceAccount, which the webhook requests a token
+// for to learn the API server's audiences.
+func installTokenPolicy(ctx context.Context, e *testenv.Env) error {
+	if err := e.Admin.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: testenv.ReleaseNamespace, Name: "token-projector"}}); err != nil {
+		return err
+	}
+	return e.ApplyFile(ctx, filepath.Join(e.Root, "config/tokenpolicy/policy.yaml"))
 }
 
 // nsCounter makes namespace names unique within a run.

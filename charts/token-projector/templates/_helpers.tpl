@@ -64,9 +64,31 @@ token-projector.leaderElectionID names the Lease the replicas elect the
 reconciler by: one per release, so that two releases in one namespace do not
 take turns over one Lease (the release token-projector gives config/'s
 token-projector-reconciler). Not truncated: a Lease's name may be 253 long.
+
+An upgrade keeps the Lease the release's running Deployment elects through,
+whatever this chart would name it: during a rollout the old pods keep
+electing through their Lease, and new pods electing through another would
+lead beside them. Charts before the per-release Lease passed no
+--leader-election-id, so their pods elect through the webhook's default,
+token-projector-reconciler; a release not named token-projector that
+had them keeps that name. helm template (and tools that render with it)
+cannot look the Deployment up and render the per-release name.
 */}}
 {{- define "token-projector.leaderElectionID" -}}
-{{ include "token-projector.fullname" . }}-reconciler
+{{- $id := printf "%s-reconciler" (include "token-projector.fullname" .) }}
+{{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "token-projector.fullname" .) }}
+{{- range $c := dig "spec" "template" "spec" "containers" (list) $live }}
+{{- $args := default (list) $c.args }}
+{{- if and (eq $c.name "webhook") (has "--leader-elect" $args) }}
+{{- $id = "token-projector-reconciler" }}
+{{- range $a := $args }}
+{{- if hasPrefix "--leader-election-id=" $a }}
+{{- $id = trimPrefix "--leader-election-id=" $a }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $id }}
 {{- end }}
 
 {{- define "token-projector.image" -}}
