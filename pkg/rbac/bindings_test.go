@@ -78,7 +78,7 @@ func TestBoundAccountIsNotCreated(t *testing.T) {
 	}{
 		{name: "a ClusterRoleBinding", bindings: []client.Object{clusterRoleBinding("deployers", saSubject(ns, sa))},
 			want: "ClusterRoleBinding deployers (grants ClusterRole cluster-admin)"},
-		{name: "a ClusterRoleBinding to its user name", bindings: []client.Object{clusterRoleBinding("deployers", userSubject("system:serviceaccount:" + ns + ":" + sa))},
+		{name: "a ClusterRoleBinding to its user name", bindings: []client.Object{clusterRoleBinding("deployers", userSubject("system:serviceaccount:"+ns+":"+sa))},
 			want: "ClusterRoleBinding deployers"},
 		{name: "a RoleBinding in its namespace", bindings: []client.Object{roleBinding(ns, "deploy", saSubject(ns, sa))},
 			want: "RoleBinding team-a/deploy (grants ClusterRole edit)"},
