@@ -86,9 +86,14 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 		}
 	}
 
+	bindings, err := newBindingsCache(mgr)
+	if err != nil {
+		return nil, err
+	}
+
 	limiter := newAPILimiter(o.APIQPS, o.APIBurst)
 	ensurer := &rbac.Ensurer{
-		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(),
+		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), Bindings: bindings,
 		Limiter: limiter, // its creates and live reads: a cold admission's, and the reconciler's restores
 		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
 	}
@@ -119,7 +124,7 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 	if err := mgr.AddReadyzCheck("webhook-serving", servingChecker(mgr.GetWebhookServer(), o)); err != nil {
 		return nil, err
 	}
-	if err := mgr.AddReadyzCheck("caches-synced", cachesSynced(mgr.GetCache())); err != nil {
+	if err := mgr.AddReadyzCheck("caches-synced", cachesSynced(mgr.GetCache(), bindings)); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("not-draining", d.checker()); err != nil {
@@ -219,13 +224,15 @@ func trimForCache(obj any) (any, error) {
 	return obj, nil
 }
 
-// cachesSynced is ready once every declared informer has synced.
-func cachesSynced(c cache.Cache) healthz.Checker {
+// cachesSynced is ready once every declared informer of caches has synced.
+func cachesSynced(caches ...cache.Cache) healthz.Checker {
 	return func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 		defer cancel()
-		if !c.WaitForCacheSync(ctx) {
-			return fmt.Errorf("informer caches have not synced")
+		for _, c := range caches {
+			if !c.WaitForCacheSync(ctx) {
+				return fmt.Errorf("informer caches have not synced")
+			}
 		}
 		return nil
 	}
