@@ -60,8 +60,8 @@ type managerCache struct{ cache.Cache }
 
 func (c managerCache) GetCache() cache.Cache { return c.Cache }
 
-// trimBinding keeps of a binding its name, namespace, uid,
-// resourceVersion and timestamps, its roleRef (the denial names what the
+// trimBinding keeps of a binding its name, namespace, resourceVersion and
+// deletionTimestamp, its roleRef (the denial names what the
 // binding grants) and the subjects that name one ServiceAccount
 // (rbac.SubjectAccount); a binding to users and groups only keeps none.
 // Labels go too: the informer's selector has read them.
@@ -83,6 +83,9 @@ func trimBindingMeta(m *metav1.ObjectMeta) {
 	trimMeta(m)
 	m.Labels = nil
 	m.Finalizers = nil
+	// Nothing reads them (the store is keyed by namespace and name).
+	m.UID = ""
+	m.CreationTimestamp = metav1.Time{}
 }
 
 func sharedRoleRef(r rbacv1.RoleRef) rbacv1.RoleRef {

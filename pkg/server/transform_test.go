@@ -182,7 +182,7 @@ func TestTransformsPassOtherObjects(t *testing.T) {
 }
 
 // TestTrimBindingKeepsTheAccounts: of a binding the Bindings cache keeps
-// its identity, its roleRef and the subjects that name a ServiceAccount
+// its name, namespace and resourceVersion, its roleRef and the subjects that name a ServiceAccount
 // (the index and the denial read them), nothing else.
 func TestTrimBindingKeepsTheAccounts(t *testing.T) {
 	sa := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: "team-a", Name: "ci-deployer"}
@@ -198,7 +198,7 @@ func TestTrimBindingKeepsTheAccounts(t *testing.T) {
 	}
 	bare := func(ns string) metav1.ObjectMeta {
 		m := kept(meta(ns))
-		m.Labels = nil
+		m.Labels, m.UID, m.CreationTimestamp = nil, "", metav1.Time{}
 		return m
 	}
 
