@@ -202,6 +202,10 @@ func (h *PodHandler) ensure(ctx context.Context, start time.Time, req admission.
 		return mutate.Identity{RBAC: res.RBAC, ManagedAccount: res.ManagedAccount}, verdict{}, false
 	case rbac.IsConflict(err):
 		return mutate.Identity{}, deny(reasonRBACConflict, err.Error()), true
+	case rbac.IsBound(err):
+		// Policy, not failure: bindings the webhook did not write already
+		// grant the account rights; only an admin can resolve it.
+		return mutate.Identity{}, deny(reasonBoundAccount, err.Error()), true
 	case rbac.IsRateLimited(err):
 		return mutate.Identity{}, errored(http.StatusInternalServerError, reasonRateLimited,
 			fmt.Errorf("ensuring ServiceAccount %s/%s and its token RBAC: %w", req.Namespace, serviceAccount, err)), true

@@ -65,6 +65,14 @@ func TestNamespacePolicy(t *testing.T) {
 			pod: map[string]string{mutate.AnnotationAudience: "vault"}, code: http.StatusForbidden,
 			message: `namespace shop's token-projector.io/allowed-audiences: "" is not accepted: at least one audience glob, comma-separated, such as vault,*.example.com; ` +
 				"no pod of namespace shop gets a token until a cluster admin fixes it"},
+		{name: "an account outside the namespace's allowed accounts", cached: shop(map[string]string{mutate.AnnotationAllowedServiceAccounts: "app-*"}),
+			pod: map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: "ci-deployer"}, code: http.StatusForbidden,
+			message: `token-projector.io/service-account: "ci-deployer" is not accepted: a ServiceAccount whose name matches app-* ` +
+				`(namespace shop's token-projector.io/allowed-service-accounts "app-*": the accounts the webhook may create and manage there); name one of those, or ask a cluster admin to add this one`},
+		{name: "a workload's account outside the namespace's allowed accounts", cached: shop(map[string]string{mutate.AnnotationAllowedServiceAccounts: "app-*"}), workload: true,
+			pod: map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: "ci-deployer"}, code: http.StatusForbidden},
+		{name: "an account the namespace allows", cached: shop(map[string]string{mutate.AnnotationAllowedServiceAccounts: "app-*"}),
+			pod: map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationServiceAccount: "app-api"}, code: http.StatusOK, expiration: 3600},
 		{name: "higher max warns and does not widen", cached: shop(map[string]string{mutate.AnnotationMaxExpiration: "48h"}),
 			pod: map[string]string{mutate.AnnotationAudience: "vault", mutate.AnnotationExpiration: "12h"}, code: http.StatusOK, expiration: 43200,
 			warning: `namespace shop's token-projector.io/max-expiration "48h" is above the webhook's --max-expiration 24h, which applies`},

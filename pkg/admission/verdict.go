@@ -33,6 +33,7 @@ const (
 	reasonInvalid            = "invalid"
 	reasonNamespaceForged    = "namespace-mismatch"
 	reasonRBACConflict       = "rbac-conflict"
+	reasonBoundAccount       = "bound-account"
 	reasonBadRequest         = "bad-request"
 	reasonNamespaceLookup    = "namespace-lookup"
 	reasonNamespacePolicy    = "namespace-policy"

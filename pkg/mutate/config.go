@@ -27,6 +27,10 @@ type Config struct {
 	// NamespaceAudiences, if set, are the namespace's globs: an audience
 	// must match one of them as well as one of AllowedAudiences.
 	NamespaceAudiences []string
+	// NamespaceServiceAccounts, if set, are the namespace's globs of the
+	// accounts the webhook may create and manage there: a pod's account
+	// must match one of them.
+	NamespaceServiceAccounts []string
 	// MaxFromNamespace: MaxExpiration is the namespace's, below the flag's.
 	MaxFromNamespace bool
 	// DefaultFrom says where DefaultExpiration came from.
@@ -96,6 +100,19 @@ func matchesAny(globs []string, aud string) bool {
 		}
 	}
 	return false
+}
+
+// serviceAccountAllowed: an account the namespace's globs allow (any, if
+// it sets none).
+func (c Config) serviceAccountAllowed(name string) bool {
+	return matchesAny(c.NamespaceServiceAccounts, name)
+}
+
+// serviceAccountsAccepted says which accounts are accepted, and who decided.
+func (c Config) serviceAccountsAccepted() string {
+	return fmt.Sprintf("a ServiceAccount whose name matches %s (%s %s: the accounts the webhook may create and manage there); "+
+		"name one of those, or ask a cluster admin to add this one", strings.Join(c.NamespaceServiceAccounts, ", "),
+		c.namespaceAnnotation(AnnotationAllowedServiceAccounts), quote(strings.Join(c.NamespaceServiceAccounts, ",")))
 }
 
 // audiencesAccepted says which audiences are accepted, and who decided.

@@ -47,6 +47,11 @@ const (
 	// AnnotationDefaultExpiration, on a Namespace, is the token lifetime of
 	// its pods that set none: whole seconds or a Go duration.
 	AnnotationDefaultExpiration = Prefix + "default-expiration"
+	// AnnotationAllowedServiceAccounts, on a Namespace, bounds the accounts
+	// the webhook may create and manage (grant token RBAC to) there:
+	// comma-separated path.Match globs an account's name must match. Pods
+	// naming another account are denied.
+	AnnotationAllowedServiceAccounts = Prefix + "allowed-service-accounts"
 
 	// VolumeName is the fixed name of the projected volume; with the status
 	// annotation it is what makes the mutation idempotent.
@@ -86,6 +91,13 @@ var (
 	}
 	TemplateLabels = []string{LabelInject}
 )
+
+// NamespacePolicyAnnotations are the annotations of a Namespace that
+// Config.ForNamespace reads: its admins' policy. The webhook's namespace
+// cache keeps these and no other annotation.
+var NamespacePolicyAnnotations = []string{
+	AnnotationAllowedAudiences, AnnotationMaxExpiration, AnnotationDefaultExpiration, AnnotationAllowedServiceAccounts,
+}
 
 // Limits that keep one pod's annotations from producing objects or files that
 // kube-apiserver or the kubelet would reject later, far from the cause.

@@ -8,12 +8,11 @@ import (
 )
 
 // ForNamespace narrows c, the webhook's flags, by the policy annotations of
-// the Namespace name (AnnotationAllowedAudiences, AnnotationMaxExpiration,
-// AnnotationDefaultExpiration). Namespaces are cluster-scoped, so these are
+// the Namespace name (NamespacePolicyAnnotations). Namespaces are cluster-scoped, so these are
 // set by whoever may update the Namespace, not by pod authors; they only
 // narrow: an audience must match both lists, the maximum is the smaller of
 // the two, and a namespace maximum above the flag's is ignored with a
-// warning. Without a default of its own, a namespace whose maximum is below
+// warning; the allowed service accounts bound what every pod may name. Without a default of its own, a namespace whose maximum is below
 // --default-expiration gets that maximum as its default.
 //
 // A malformed annotation is an *InvalidError naming the namespace, the
@@ -23,18 +22,26 @@ func (c Config) ForNamespace(name string, annotations map[string]string) (Config
 	rawAudiences, hasAudiences := annotations[AnnotationAllowedAudiences]
 	rawMax, hasMax := annotations[AnnotationMaxExpiration]
 	rawDefault, hasDefault := annotations[AnnotationDefaultExpiration]
-	if !hasAudiences && !hasMax && !hasDefault {
+	rawAccounts, hasAccounts := annotations[AnnotationAllowedServiceAccounts]
+	if !hasAudiences && !hasMax && !hasDefault && !hasAccounts {
 		return c, nil, nil
 	}
 	out := c
 	out.Namespace = name
 	var warnings []string
 	if hasAudiences {
-		globs, err := out.namespaceAudiences(rawAudiences)
+		globs, err := out.namespaceGlobs(AnnotationAllowedAudiences, rawAudiences, "audience", "path.Match, as --allowed-audiences", "vault,*.example.com")
 		if err != nil {
 			return Config{}, nil, err
 		}
 		out.NamespaceAudiences = globs
+	}
+	if hasAccounts {
+		globs, err := out.namespaceGlobs(AnnotationAllowedServiceAccounts, rawAccounts, "ServiceAccount name", "path.Match", "app-*,web")
+		if err != nil {
+			return Config{}, nil, err
+		}
+		out.NamespaceServiceAccounts = globs
 	}
 	if hasMax {
 		d, err := out.namespaceLifetime(AnnotationMaxExpiration, rawMax, c.MaxExpiration, false)
@@ -62,10 +69,10 @@ func (c Config) ForNamespace(name string, annotations map[string]string) (Config
 	return out, warnings, nil
 }
 
-// namespaceAudiences parses a namespace's allowed audiences: globs as
-// --allowed-audiences takes them, at least one (an empty list would allow
-// every audience, the opposite of narrowing).
-func (c Config) namespaceAudiences(raw string) ([]string, error) {
+// namespaceGlobs parses a namespace's allowed audiences or service
+// accounts (key): comma-separated globs of noun by rule, at least one (an
+// empty list would allow everything, the opposite of narrowing).
+func (c Config) namespaceGlobs(key, raw, noun, rule, example string) ([]string, error) {
 	var globs []string
 	for part := range strings.SplitSeq(raw, ",") {
 		g := strings.TrimSpace(part)
@@ -73,12 +80,12 @@ func (c Config) namespaceAudiences(raw string) ([]string, error) {
 			continue
 		}
 		if _, err := path.Match(g, ""); err != nil {
-			return nil, c.namespaceInvalid(AnnotationAllowedAudiences, raw, "comma-separated audience globs (path.Match, as --allowed-audiences; %s is malformed), such as vault,*.example.com", quote(g))
+			return nil, c.namespaceInvalid(key, raw, "comma-separated %s globs (%s; %s is malformed), such as %s", noun, rule, quote(g), example)
 		}
 		globs = append(globs, g)
 	}
 	if len(globs) == 0 {
-		return nil, c.namespaceInvalid(AnnotationAllowedAudiences, raw, "at least one audience glob, comma-separated, such as vault,*.example.com")
+		return nil, c.namespaceInvalid(key, raw, "at least one %s glob, comma-separated, such as %s", noun, example)
 	}
 	return globs, nil
 }

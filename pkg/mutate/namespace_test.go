@@ -141,3 +141,68 @@ func TestForNamespaceKeepsFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowedServiceAccounts: a namespace's allowed-service-accounts bounds
+// the account a pod names, from the annotation or its spec, with a denial
+// naming where the name came from, the value, the namespace's annotation
+// and what it accepts; a pod that names none (it runs as default, and no
+// RBAC is ensured) is not bounded. A malformed or empty list denies every
+// pod of the namespace.
+func TestAllowedServiceAccounts(t *testing.T) {
+	const accepted = ` is not accepted: a ServiceAccount whose name matches app-*, web ` +
+		`(namespace shop's token-projector.io/allowed-service-accounts "app-*,web": the accounts the webhook may create and manage there); ` +
+		`name one of those, or ask a cluster admin to add this one`
+	policy := map[string]string{AnnotationAllowedServiceAccounts: "app-*, web"}
+	for _, tc := range []struct {
+		name      string
+		namespace map[string]string
+		pod       map[string]string // the pod's annotations besides the audience
+		spec      corev1.PodSpec
+		nsErr     string
+		podErr    string
+		want      string // the account Parse gives
+	}{
+		{name: "an annotation's account it allows", namespace: policy, pod: map[string]string{AnnotationServiceAccount: "app-api"}, want: "app-api"},
+		{name: "a spec's account it allows", namespace: policy, spec: corev1.PodSpec{ServiceAccountName: "web"}, want: "web"},
+		{name: "no account named", namespace: policy},
+		{name: "an annotation's account it does not allow", namespace: policy, pod: map[string]string{AnnotationServiceAccount: "ci-deployer"},
+			podErr: `token-projector.io/service-account: "ci-deployer"` + accepted},
+		{name: "a spec's account it does not allow", namespace: policy, spec: corev1.PodSpec{ServiceAccountName: "ci-deployer"},
+			podErr: `spec.serviceAccountName: "ci-deployer"` + accepted},
+		{name: "no annotation: any account", pod: map[string]string{AnnotationServiceAccount: "ci-deployer"}, want: "ci-deployer"},
+		{name: "malformed", namespace: map[string]string{AnnotationAllowedServiceAccounts: "app-*,[a-"},
+			nsErr: `namespace shop's token-projector.io/allowed-service-accounts: "app-*,[a-" is not accepted: comma-separated ServiceAccount name globs (path.Match; "[a-" is malformed), ` +
+				"such as app-*,web; no pod of namespace shop gets a token until a cluster admin fixes it"},
+		{name: "empty", namespace: map[string]string{AnnotationAllowedServiceAccounts: ""},
+			nsErr: `namespace shop's token-projector.io/allowed-service-accounts: "" is not accepted: at least one ServiceAccount name glob, comma-separated, such as app-*,web; ` +
+				"no pod of namespace shop gets a token until a cluster admin fixes it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, _, err := DefaultConfig().ForNamespace("shop", tc.namespace)
+			if tc.nsErr != "" {
+				if err == nil || err.Error() != tc.nsErr || !IsInvalid(err) {
+					t.Fatalf("ForNamespace error:\n got %v\nwant %s", err, tc.nsErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ann := map[string]string{AnnotationAudience: "vault"}
+			for k, v := range tc.pod {
+				ann[k] = v
+			}
+			tc.spec.Containers = []corev1.Container{{Name: "app"}}
+			spec, _, err := Parse(ann, &tc.spec, cfg)
+			if tc.podErr != "" {
+				if err == nil || err.Error() != tc.podErr || !IsInvalid(err) {
+					t.Fatalf("Parse error:\n got %v\nwant %s", err, tc.podErr)
+				}
+				return
+			}
+			if err != nil || spec.ServiceAccount != tc.want {
+				t.Errorf("got %q, %v; want %q", spec.ServiceAccount, err, tc.want)
+			}
+		})
+	}
+}

@@ -69,6 +69,9 @@ func Parse(annotations map[string]string, podSpec *corev1.PodSpec, cfg Config) (
 	if spec.ServiceAccount, spec.FromAnnotation, w, err = parseServiceAccount(annotations, podSpec); err != nil {
 		return Spec{}, nil, err
 	}
+	if spec.ServiceAccount != "" && !cfg.serviceAccountAllowed(spec.ServiceAccount) {
+		return Spec{}, nil, invalid(serviceAccountField(&spec, podSpec), spec.ServiceAccount, "%s", cfg.serviceAccountsAccepted())
+	}
 	warnings = appendIf(warnings, w)
 	if spec.MountPath, err = parseMountPath(annotations); err != nil {
 		return Spec{}, nil, err
@@ -233,6 +236,17 @@ func parseServiceAccount(annotations map[string]string, podSpec *corev1.PodSpec)
 		}
 	}
 	return name, true, "", nil
+}
+
+// serviceAccountField is where the account of spec came from.
+func serviceAccountField(spec *Spec, podSpec *corev1.PodSpec) string {
+	switch {
+	case spec.FromAnnotation:
+		return AnnotationServiceAccount
+	case podSpec.ServiceAccountName == "":
+		return "spec.serviceAccount"
+	}
+	return "spec.serviceAccountName"
 }
 
 // checkAccountName refuses a ServiceAccount name that is not a valid object

@@ -28,13 +28,103 @@ func (e *Ensurer) ensure(ctx context.Context, namespace, serviceAccount string, 
 		ensures.WithLabelValues(kindServiceAccount, "unlabelled").Inc()
 		return Result{}, nil
 	}
+	g := grants(namespace, serviceAccount)
+	if src == cached && e.grantMissing(ctx, g[:]) {
+		return e.grantFresh(ctx, namespace, serviceAccount, progress)
+	}
 	ensures.WithLabelValues(kindServiceAccount, src.result()).Inc()
+	return e.grant(ctx, acct, nil, progress, g[:]...)
+}
+
+// grantMissing reports whether lookup finds no Role or no RoleBinding of
+// g; a conflict is left to grant, which reports it.
+func (e *Ensurer) grantMissing(ctx context.Context, g []wanted) bool {
+	for _, w := range g {
+		if src, err := e.lookupGrant(ctx, w); err == nil && src == missing {
+			return true
+		}
+	}
+	return false
+}
+
+// grantFresh is ensure's for an eligible account the cache shows whose
+// Role or RoleBinding is missing: it reads the account from the API server
+// before granting, as restore does, for a cache that has not yet seen the
+// account's label removed, or its deletion, must not make the webhook grant
+// RBAC to it. One that is gone is missing, as a fresh cache would have
+// said: ensureNew. (An account created here a moment ago is not read: the
+// informer's first event of it, a deletion included, ends what this
+// Ensurer knows.)
+func (e *Ensurer) grantFresh(ctx context.Context, namespace, serviceAccount string, progress func(string)) (Result, error) {
+	w := accountOf(namespace, serviceAccount)
+	acct, err := e.readAccount(ctx, w, "reading "+w.String()+" from the API server before granting it token RBAC", progress)
+	switch {
+	case err != nil:
+		return Result{}, err
+	case acct == accountMissing:
+		return e.ensureNew(ctx, namespace, serviceAccount, progress)
+	}
+	ensures.WithLabelValues(w.kind, acct.existing()).Inc()
+	if !acct.eligible() {
+		return Result{}, nil
+	}
 	g := grants(namespace, serviceAccount)
 	return e.grant(ctx, acct, nil, progress, g[:]...)
 }
 
-// ensureNew creates an account the cache does not show and ensures its
-// Role at once: neither needs the other. Whose the account turns out to be
+// readAccount reads w, an account, from the API server: whose it is, or
+// accountMissing.
+func (e *Ensurer) readAccount(ctx context.Context, w wanted, doing string, progress func(string)) (account, error) {
+	obj, err := e.read(ctx, w, doing, progress)
+	switch {
+	case err != nil:
+		ensures.WithLabelValues(w.kind, "error").Inc()
+		return accountMissing, err
+	case obj == nil:
+		return accountMissing, nil
+	}
+	return classify(obj), nil
+}
+
+// checkBindings comes before an account is created: the bindings not ours
+// that name it, from the Bindings cache, else from the one live check
+// (liveBindings). If any do, the account is read from the API server: one
+// that exists after all (created a moment ago; the cache has not shown
+// it) is judged as any existing account is, and done is set; one that
+// does not is a *BoundError. Without bindings, done is false: create it.
+func (e *Ensurer) checkBindings(ctx context.Context, namespace, serviceAccount string, progress func(string)) (res Result, done bool, err error) {
+	bindings, err := e.indexedBindings(ctx, namespace, serviceAccount)
+	if err == nil && len(bindings) == 0 {
+		bindings, err = e.liveBindings(ctx, namespace, serviceAccount, progress)
+	}
+	switch {
+	case err != nil:
+		ensures.WithLabelValues(kindServiceAccount, "error").Inc()
+		return Result{}, true, err
+	case len(bindings) == 0:
+		return Result{}, false, nil
+	}
+	w := accountOf(namespace, serviceAccount)
+	acct, err := e.readAccount(ctx, w, "reading "+w.String()+", which bindings name, from the API server", progress)
+	switch {
+	case err != nil:
+		return Result{}, true, err
+	case acct == accountMissing:
+		ensures.WithLabelValues(w.kind, "bound").Inc()
+		return Result{}, true, boundError(namespace, serviceAccount, bindings)
+	}
+	ensures.WithLabelValues(w.kind, acct.existing()).Inc()
+	if !acct.eligible() {
+		return Result{}, true, nil
+	}
+	g := grants(namespace, serviceAccount)
+	res, err = e.grant(ctx, acct, nil, progress, g[:]...)
+	return res, true, err
+}
+
+// ensureNew creates an account the cache does not show, unless bindings
+// not ours name it (checkBindings), and ensures its Role at once: neither
+// needs the other. Whose the account turns out to be
 // (AlreadyExists: another replica, a cache that has not caught up, or its
 // owner a moment ago) alone decides whether the Role's outcome counts: for
 // an account that is not eligible the answer is "no RBAC", whatever the
@@ -42,6 +132,9 @@ func (e *Ensurer) ensure(ctx context.Context, namespace, serviceAccount string, 
 // answer does not depend on cache lag. (A Role created meanwhile grants
 // nothing without its RoleBinding.)
 func (e *Ensurer) ensureNew(ctx context.Context, namespace, serviceAccount string, progress func(string)) (Result, error) {
+	if res, done, err := e.checkBindings(ctx, namespace, serviceAccount, progress); done {
+		return res, err
+	}
 	g := grants(namespace, serviceAccount)
 	var roleObj client.Object
 	var roleErr error
@@ -70,14 +163,9 @@ func (e *Ensurer) ensureNew(ctx context.Context, namespace, serviceAccount strin
 // then, if it exists and is eligible, its Role and RoleBinding.
 func (e *Ensurer) restore(ctx context.Context, namespace, serviceAccount string, progress func(string)) (Result, error) {
 	w := accountOf(namespace, serviceAccount)
-	obj, err := e.read(ctx, w, "reading "+w.String()+" from the API server", progress)
+	acct, err := e.readAccount(ctx, w, "reading "+w.String()+" from the API server", progress)
 	if err != nil {
-		ensures.WithLabelValues(w.kind, "error").Inc()
 		return Result{}, err
-	}
-	acct := accountMissing
-	if obj != nil {
-		acct = classify(obj)
 	}
 	ensures.WithLabelValues(w.kind, acct.existing()).Inc()
 	if !acct.eligible() {

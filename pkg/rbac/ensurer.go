@@ -77,7 +77,8 @@ type Limiter interface {
 //
 // It ensures the Role and RoleBinding only for an account it created or one
 // its owner labelled token-projector.io/inject=enabled, and never changes an
-// account it did not create.
+// account it did not create. It never creates an account that a binding it
+// did not write names as a subject (BoundError).
 //
 // Every path (the warm path, the shared ensures, the dry run, restore)
 // learns whether an object exists by one rule, lookup: the informer cache,
@@ -93,6 +94,12 @@ type Ensurer struct {
 	Live client.Reader
 	// Writer creates objects.
 	Writer client.Writer
+	// Bindings serves the RoleBindings (all namespaces) and
+	// ClusterRoleBindings the webhook did not write (NotOurs), indexed by
+	// IndexServiceAccountSubject: an account they name is never created
+	// (see BoundError). Only a cold create reads it. Nil: only the live
+	// check of the namespace's RoleBindings is made.
+	Bindings client.Reader
 	// Limiter, if set, is waited on before every API call (create or live
 	// read); the warm path makes none. Nil is unlimited.
 	Limiter Limiter
@@ -176,6 +183,13 @@ func (e *Ensurer) check(ctx context.Context, namespace, serviceAccount string) (
 		return Result{}, err
 	case src == missing:
 		cacheMisses.WithLabelValues(kindServiceAccount).Inc()
+		bindings, err := e.indexedBindings(ctx, namespace, serviceAccount)
+		switch {
+		case err != nil:
+			return Result{}, err
+		case len(bindings) > 0:
+			return Result{}, boundError(namespace, serviceAccount, bindings)
+		}
 		acct = accountManaged // what Ensure would create
 	case !acct.eligible():
 		return Result{}, nil

@@ -79,6 +79,10 @@ func newGatedAPI(objs ...client.Object) *gatedAPI {
 			g.reads.Add(1)
 			return c.Get(ctx, key, obj, opts...)
 		},
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			g.reads.Add(1)
+			return c.List(ctx, list, opts...)
+		},
 	})
 	return g
 }

@@ -38,8 +38,8 @@ func TestLimiterBeforeEveryAPICall(t *testing.T) {
 		restore bool
 		calls   int32
 	}{
-		{"a new account", nil, false, 3},
-		{"a labelled account, with a Role and RoleBinding not ours but alike", []client.Object{labelled, unownedRole, unownedBinding}, false, 4},
+		{"a new account (the live list of its namespace's RoleBindings, 3 creates)", nil, false, 4},
+		{"a labelled account (read live before it is granted), with a Role and RoleBinding not ours but alike", []client.Object{labelled, unownedRole, unownedBinding}, false, 5},
 		{"warm", []client.Object{ServiceAccount(ns, "app"), Role(ns, "app"), RoleBinding(ns, "app")}, false, 0},
 		{"a restore", []client.Object{ServiceAccount(ns, "app")}, true, 3},
 	} {
@@ -77,7 +77,7 @@ func TestLimiterRefuses(t *testing.T) {
 	e.Limiter = limiter
 	for _, sa := range []string{"new", "cold"} {
 		_, err := e.Ensure(ctx, "demo", sa, false)
-		if !IsRateLimited(err) || !errors.Is(err, cause) || !strings.Contains(err.Error(), "the webhook's API rate limit (--api-qps, --api-burst) was reached before creating") {
+		if !IsRateLimited(err) || !errors.Is(err, cause) || !strings.Contains(err.Error(), "the webhook's API rate limit (--api-qps, --api-burst) was reached before ") {
 			t.Errorf("ensure of %s: got %v, want the rate limit named, wrapping its cause", sa, err)
 		}
 	}

@@ -40,7 +40,7 @@ func TestUnlabelledAlikeIsRemembered(t *testing.T) {
 			t.Fatalf("%s made %d API calls, want %d", what, got, want)
 		}
 	}
-	ensureCalls("the first admission", 4) // a create and a live read of each
+	ensureCalls("the first admission", 5) // the account read live, then a create and a live read of each
 	before := counts(t)
 	for range 10 {
 		ensureCalls("a later admission", 0)
@@ -65,7 +65,7 @@ func TestUnlabelledAlikeIsRemembered(t *testing.T) {
 	clock.advance(DefaultForeignMemory - 1)
 	ensureCalls("an admission within ForeignMemory", 0)
 	clock.advance(1)
-	ensureCalls("the first admission after ForeignMemory", 4)
+	ensureCalls("the first admission after ForeignMemory", 5)
 	ensureCalls("the next", 0)
 
 	// A Role of our name that differs is never remembered: it is refused
@@ -77,7 +77,7 @@ func TestUnlabelledAlikeIsRemembered(t *testing.T) {
 			t.Fatalf("a Role of our name that differs: %v, want a conflict", err)
 		}
 	}
-	if got := other.calls(); got != 4 {
-		t.Errorf("%d API calls for two admissions meeting a Role that differs, want 4", got)
+	if got := other.calls(); got != 6 {
+		t.Errorf("%d API calls for two admissions meeting a Role that differs, want 6 (each: the account read live, the Role's create and live read)", got)
 	}
 }

@@ -159,7 +159,8 @@ func TestEventBeforeTheCreatesAnswer(t *testing.T) {
 
 // TestCreatedCountsAtMostCacheWait: without any event, an object created
 // here counts as present for CacheWait and no longer; then the next
-// ensure meets what exists with a create and a live read.
+// ensure checks the account's bindings again and meets what exists with a
+// create and a live read.
 func TestCreatedCountsAtMostCacheWait(t *testing.T) {
 	ctx := context.Background()
 	api := newGatedAPI()
@@ -179,8 +180,8 @@ func TestCreatedCountsAtMostCacheWait(t *testing.T) {
 	clock.advance(time.Millisecond)
 	res, err = e.Ensure(ctx, "demo", "app", false)
 	expect(t, "an ensure after CacheWait", res, err)
-	if got := api.calls() - calls; got != 6 {
-		t.Errorf("an ensure after CacheWait made %d API calls, want 6 (a create and a live read of each object)", got)
+	if got := api.calls() - calls; got != 7 {
+		t.Errorf("an ensure after CacheWait made %d API calls, want 7 (the live list of RoleBindings, then a create and a live read of each object)", got)
 	}
 }
 

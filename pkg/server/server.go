@@ -44,7 +44,7 @@ const (
 // cancelled and the drain (see drain) is over.
 func Run(ctx context.Context, o Options) error {
 	d := newDrain()
-	mgr, err := newManager(o, d)
+	mgr, _, err := newManager(o, d)
 	if err != nil {
 		return err
 	}
@@ -55,48 +55,61 @@ func Run(ctx context.Context, o Options) error {
 // NewManager builds the manager with the pod webhook registered, its caches
 // declared (so that readiness waits for them) and its probes installed.
 func NewManager(o Options) (ctrl.Manager, error) {
+	mgr, _, err := newManager(o, newDrain())
+	return mgr, err
+}
+
+// NewManagerCaches is NewManager that also returns every cache the manager
+// runs (its own, then the Bindings cache), for a measurement that starts
+// and reads them without the rest of the manager (test/bench/cachemem).
+func NewManagerCaches(o Options) (ctrl.Manager, []cache.Cache, error) {
 	return newManager(o, newDrain())
 }
 
-func newManager(o Options, d *drain) (ctrl.Manager, error) {
+func newManager(o Options, d *drain) (ctrl.Manager, []cache.Cache, error) {
 	if err := o.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	cfg, err := restConfig(o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	tlsOpts, err := tlsOptions(o)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	mgr, err := ctrl.NewManager(cfg, managerOptions(o, scheme, tlsOpts))
 	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
+		return nil, nil, fmt.Errorf("creating manager: %w", err)
 	}
 	// Declare every informer the handler reads now, so that they start with
 	// the manager and /readyz can wait for them to sync.
 	for _, obj := range append(cachedObjects(), reconcile.CachedObjects(o.GCTTL > 0)...) {
 		if _, err := mgr.GetCache().GetInformer(context.Background(), obj); err != nil {
-			return nil, fmt.Errorf("declaring informer for %T: %w", obj, err)
+			return nil, nil, fmt.Errorf("declaring informer for %T: %w", obj, err)
 		}
+	}
+
+	bindings, err := newBindingsCache(mgr)
+	if err != nil {
+		return nil, nil, err
 	}
 
 	limits := newLimiters(o)
 	ensurer := &rbac.Ensurer{
-		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(),
+		Cache: mgr.GetCache(), Live: mgr.GetAPIReader(), Writer: mgr.GetClient(), Bindings: bindings,
 		Limiter: limits.api, // its creates and live reads: a cold admission's, and the reconciler's restores
 		Timeout: o.EnsureTimeout, CacheWait: cacheWait,
 	}
 	if err := setupReconciler(mgr, o, ensurer); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := informEnsurer(mgr.GetCache(), ensurer); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	handler := &tpadmission.PodHandler{
 		Config:         o.MutateConfig(),
@@ -116,22 +129,22 @@ func newManager(o Options, d *drain) (ctrl.Manager, error) {
 	mgr.GetWebhookServer().Register(tpadmission.WorkloadsPath, d.closing(tpadmission.Lean(&admission.Webhook{Handler: &tpadmission.WorkloadHandler{PodHandler: handler}})))
 
 	if err := addAPIAudiencesRecorder(mgr, o); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook-serving", servingChecker(mgr.GetWebhookServer(), o)); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := mgr.AddReadyzCheck("caches-synced", cachesSynced(mgr.GetCache())); err != nil {
-		return nil, err
+	if err := mgr.AddReadyzCheck("caches-synced", cachesSynced(mgr.GetCache(), bindings)); err != nil {
+		return nil, nil, err
 	}
 	if err := mgr.AddReadyzCheck("not-draining", d.checker()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return mgr, nil
+	return mgr, []cache.Cache{mgr.GetCache(), bindings}, nil
 }
 
 // managerOptions are the manager's options for o.
@@ -225,13 +238,15 @@ func trimForCache(obj any) (any, error) {
 	return obj, nil
 }
 
-// cachesSynced is ready once every declared informer has synced.
-func cachesSynced(c cache.Cache) healthz.Checker {
+// cachesSynced is ready once every declared informer of caches has synced.
+func cachesSynced(caches ...cache.Cache) healthz.Checker {
 	return func(req *http.Request) error {
 		ctx, cancel := context.WithTimeout(req.Context(), time.Second)
 		defer cancel()
-		if !c.WaitForCacheSync(ctx) {
-			return fmt.Errorf("informer caches have not synced")
+		for _, c := range caches {
+			if !c.WaitForCacheSync(ctx) {
+				return fmt.Errorf("informer caches have not synced")
+			}
 		}
 		return nil
 	}

@@ -71,16 +71,12 @@ func shareManagedLabels(m *metav1.ObjectMeta, dropOthers bool) {
 	}
 }
 
-// namespacePolicyAnnotations are the annotations of a namespace the handler
-// reads (mutate.Config.ForNamespace): its admins' policy.
-var namespacePolicyAnnotations = []string{mutate.AnnotationAllowedAudiences, mutate.AnnotationMaxExpiration, mutate.AnnotationDefaultExpiration}
-
 // namespacePolicy keeps of a namespace's annotations its policy only: nil
 // for most namespaces, which set none; the decoded map itself when it holds
 // nothing else.
 func namespacePolicy(annotations map[string]string) map[string]string {
 	n := 0
-	for _, k := range namespacePolicyAnnotations {
+	for _, k := range mutate.NamespacePolicyAnnotations {
 		if _, ok := annotations[k]; ok {
 			n++
 		}
@@ -92,7 +88,7 @@ func namespacePolicy(annotations map[string]string) map[string]string {
 		return annotations
 	}
 	kept := make(map[string]string, n)
-	for _, k := range namespacePolicyAnnotations {
+	for _, k := range mutate.NamespacePolicyAnnotations {
 		if v, ok := annotations[k]; ok {
 			kept[k] = v
 		}
@@ -184,6 +180,10 @@ func shared(s string) string {
 		return rbacv1.GroupName
 	case "Role":
 		return "Role"
+	case "ClusterRole":
+		return "ClusterRole"
+	case rbacv1.UserKind:
+		return rbacv1.UserKind
 	case rbacv1.ServiceAccountKind:
 		return rbacv1.ServiceAccountKind
 	case "serviceaccounts/token":

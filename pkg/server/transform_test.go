@@ -142,7 +142,8 @@ func TestTrimNamespaceKeepsOptIn(t *testing.T) {
 // token-projector.io policy is kept (the handler narrows the flags by it);
 // the others go, and a namespace with nothing else keeps its own map.
 func TestTrimNamespaceKeepsPolicy(t *testing.T) {
-	policy := map[string]string{mutate.AnnotationAllowedAudiences: "vault", mutate.AnnotationMaxExpiration: "30m", mutate.AnnotationDefaultExpiration: "20m"}
+	policy := map[string]string{mutate.AnnotationAllowedAudiences: "vault", mutate.AnnotationMaxExpiration: "30m", mutate.AnnotationDefaultExpiration: "20m",
+		mutate.AnnotationAllowedServiceAccounts: "app-*"}
 	for _, tc := range []struct {
 		name        string
 		annotations map[string]string
@@ -151,7 +152,7 @@ func TestTrimNamespaceKeepsPolicy(t *testing.T) {
 		{name: "none", annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
 		{name: "policy and others", annotations: map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{}", "team": "shop",
 			mutate.AnnotationAllowedAudiences: "vault", mutate.AnnotationMaxExpiration: "30m", mutate.AnnotationDefaultExpiration: "20m",
-			mutate.AnnotationExpiration: "2h"}, want: policy},
+			mutate.AnnotationAllowedServiceAccounts: "app-*", mutate.AnnotationExpiration: "2h"}, want: policy},
 		{name: "one of them", annotations: map[string]string{mutate.AnnotationMaxExpiration: "30m", "team": "shop"},
 			want: map[string]string{mutate.AnnotationMaxExpiration: "30m"}},
 	} {
@@ -173,9 +174,50 @@ func TestTrimNamespaceKeepsPolicy(t *testing.T) {
 // A tombstone, or anything else, passes through untouched.
 func TestTransformsPassOtherObjects(t *testing.T) {
 	other := "tombstone"
-	for _, tr := range []func(any) (any, error){trimNamespace, trimServiceAccount, trimRole, trimRoleBinding} {
+	for _, tr := range []func(any) (any, error){trimNamespace, trimServiceAccount, trimRole, trimRoleBinding, trimBinding} {
 		if out, err := tr(other); err != nil || out != other {
 			t.Errorf("transform changed %v into %v, %v", other, out, err)
 		}
+	}
+}
+
+// TestTrimBindingKeepsTheAccounts: of a binding the Bindings cache keeps
+// its name, namespace and resourceVersion, its roleRef and the subjects that name a ServiceAccount
+// (the index and the denial read them), nothing else.
+func TestTrimBindingKeepsTheAccounts(t *testing.T) {
+	sa := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: "team-a", Name: "ci-deployer"}
+	local := rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: "web"}
+	user := rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "system:serviceaccount:team-a:ci-deployer"}
+	alice := rbacv1.Subject{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: "alice"}
+	group := rbacv1.Subject{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "system:serviceaccounts"}
+	ref := rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"}
+	meta := func(ns string) metav1.ObjectMeta {
+		m := asServed(metav1.ObjectMeta{Namespace: ns, Name: "deployers", Labels: map[string]string{"team": "a"}})
+		m.Finalizers = []string{"x"}
+		return m
+	}
+	bare := func(ns string) metav1.ObjectMeta {
+		m := kept(meta(ns))
+		m.Labels, m.UID, m.CreationTimestamp = nil, "", metav1.Time{}
+		return m
+	}
+
+	rb := &rbacv1.RoleBinding{ObjectMeta: meta("prod"), RoleRef: ref, Subjects: []rbacv1.Subject{alice, sa, group, local}}
+	out, _ := trimBinding(rb)
+	want := &rbacv1.RoleBinding{ObjectMeta: bare("prod"), RoleRef: ref, Subjects: []rbacv1.Subject{sa, local}}
+	if diff := cmp.Diff(want, out); diff != "" {
+		t.Errorf("trimmed RoleBinding (-want +got):\n%s", diff)
+	}
+
+	crb := &rbacv1.ClusterRoleBinding{ObjectMeta: meta(""), RoleRef: ref, Subjects: []rbacv1.Subject{user, local, group}}
+	out, _ = trimBinding(crb)
+	wantCRB := &rbacv1.ClusterRoleBinding{ObjectMeta: bare(""), RoleRef: ref, Subjects: []rbacv1.Subject{user}}
+	if diff := cmp.Diff(wantCRB, out); diff != "" {
+		t.Errorf("trimmed ClusterRoleBinding (-want +got):\n%s", diff)
+	}
+
+	none := &rbacv1.ClusterRoleBinding{ObjectMeta: meta(""), RoleRef: ref, Subjects: []rbacv1.Subject{alice, group}}
+	if out, _ := trimBinding(none); out.(*rbacv1.ClusterRoleBinding).Subjects != nil {
+		t.Errorf("a binding of users and groups only kept %v", out.(*rbacv1.ClusterRoleBinding).Subjects)
 	}
 }

@@ -55,7 +55,7 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	for _, r := range s.cold {
 		n := float64(r.m.res.Requests)
-		if r.m.res.Errors != 0 || n == 0 || r.calls.creates != 3*n || r.calls.liveReads != 0 || r.calls.restGet != 0 {
+		if r.m.res.Errors != 0 || n == 0 || r.calls.creates != 3*n || !oneBindingsRead(r.calls, n) {
 			t.Errorf("cold %s: %v admissions, %d errors %v, %s", r.label, n, r.m.res.Errors, r.m.res.ErrorSamples, r.calls)
 		}
 	}

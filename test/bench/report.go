@@ -271,8 +271,8 @@ func (b *bench) printSummary(took time.Duration) {
 	for _, r := range s.cold {
 		n := float64(max(r.m.res.Requests, 1))
 		fmt.Printf("%-44s %-22s %-16s %s\n", "cold ensure writes per admission, "+r.label,
-			fmt.Sprintf("%.2f, %.2f reads", r.calls.ensureWrites()/n, (r.calls.liveReads+r.calls.restGet)/n), "3, 0 reads",
-			verdict(r.m.res.Errors == 0 && r.calls.creates == 3*n && r.calls.ensureWrites() == r.calls.creates && r.calls.liveReads == 0 && r.calls.restGet == 0))
+			fmt.Sprintf("%.2f, %.2f reads", r.calls.ensureWrites()/n, r.calls.restGet/n), "3, 1 read",
+			verdict(r.m.res.Errors == 0 && r.calls.creates == 3*n && r.calls.ensureWrites() == r.calls.creates && oneBindingsRead(r.calls, n)))
 		fmt.Printf("%-44s %-22s %-16s %s\n", "  + Event writes per admission", fmt.Sprintf("%.2f", r.calls.other()/n), "(not in target)", "")
 	}
 	coldRatio := s.coldRatio()
@@ -282,15 +282,16 @@ func (b *bench) printSummary(took time.Duration) {
 	for _, r := range s.bursts {
 		writes = append(writes, fmt.Sprintf("%.0f", r.calls.ensureWrites()))
 		events = append(events, fmt.Sprintf("%.0f", r.calls.other()))
-		burstOK = burstOK && r.calls.ensureWrites() == 3 && r.calls.creates == 3 && r.calls.liveReads == 0 && r.calls.restGet == 0 && r.m.res.Errors == 0
+		burstOK = burstOK && r.calls.ensureWrites() == 3 && r.calls.creates == 3 && oneBindingsRead(r.calls, 1) && r.m.res.Errors == 0
 	}
 	fmt.Printf("%-44s %-22s %-16s %s\n", "burst ensure writes per 64 admissions", strings.Join(writes, ","), "3 each", verdict(burstOK))
 	fmt.Printf("%-44s %-22s %-16s %s\n", "  + Event writes per burst", strings.Join(events, ","), "(not in target)", "")
 	if s.cacheRan {
 		fmt.Printf("%-44s %-22s %-16s %s\n", "cache heap per SA/Role/RoleBinding set", fmt.Sprintf("%.0f B", s.cacheSet), "< 2048 B", verdict(s.cacheSet < 2048))
 		big := s.bigCluster
-		fmt.Printf("%-44s %-22s %-16s %s\n", fmt.Sprintf("cache heap, %dk pods (%dk injected), %dk NS",
-			big.Shape.Namespaces*big.Shape.Pods/1000, big.Cached["Pod"]/1000, big.Shape.Namespaces/1000),
+		fmt.Printf("%-44s %-22s %-16s %s\n", fmt.Sprintf("cache heap, %dk pods (%dk inj.), %dk NS, %dk bind.",
+			big.Shape.Namespaces*big.Shape.Pods/1000, big.Cached["Pod"]/1000, big.Shape.Namespaces/1000,
+			(big.Cached["OtherRoleBinding"]+big.Cached["ClusterRoleBinding"])/1000),
 			fmt.Sprintf("%.1f MiB (RSS %.1f)", mib(big.HeapBytes), mib(big.RSSBytes)), "(sizes the chart)", "")
 	}
 	fmt.Println(s.lastLine(h1, h2, coldRatio))
@@ -305,4 +306,10 @@ func (s *summary) coldRatio() float64 {
 		}
 	}
 	return 0
+}
+
+// oneBindingsRead reports whether the only reads were the lists of
+// RoleBindings made before creating an account, one per new account.
+func oneBindingsRead(c calls, accounts float64) bool {
+	return c.liveReads == accounts && c.restGet == accounts
 }

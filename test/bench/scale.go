@@ -15,7 +15,8 @@ import (
 
 // scale measures the informer caches at scale in processes of their own:
 // the full population, then without RBAC objects and then namespaces only,
-// so that the cost splits by kind.
+// so that the cost splits by kind; with injected pods; with the bindings
+// the webhook did not write; and the big cluster, with both.
 func (b *bench) scale(ctx context.Context) error {
 	n, k := b.c.scaleNamespaces, b.c.scaleServiceAccounts
 	fmt.Printf("== informer cache memory: %d namespaces x %d ServiceAccounts (+ each namespace's default), each with Role and RoleBinding ==\n", n, k)
@@ -39,13 +40,21 @@ func (b *bench) scale(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	// A big cluster: the full population with 10 running pods per
-	// namespace, one in ten injected; the others must cost nothing.
-	big, err := cachememRun(ctx, b.c, n, k, true, "", "--pods=10", "--injected-every=10")
+	// The bindings the webhook did not write (the Bindings cache, cut down
+	// to their ServiceAccount subjects and indexed by them): the full
+	// population and as many again per namespace, and ClusterRoleBindings.
+	withBindings, err := cachememRun(ctx, b.c, n, k, true, "", bindingFlags...)
 	if err != nil {
 		return err
 	}
-	for _, r := range []cachemem.Result{full, noRBAC, nsOnly, pods, big} {
+	// A big cluster: the full population with 10 running pods per
+	// namespace, one in ten injected (the others must cost nothing), and
+	// the bindings.
+	big, err := cachememRun(ctx, b.c, n, k, true, "", append([]string{"--pods=10", "--injected-every=10"}, bindingFlags...)...)
+	if err != nil {
+		return err
+	}
+	for _, r := range []cachemem.Result{full, noRBAC, nsOnly, pods, withBindings, big} {
 		fmt.Printf("   cached %-62s heap %7.1f MiB  RSS %7.1f MiB  synced in %s\n",
 			fmt.Sprint(r.Cached), mib(r.HeapBytes), mib(r.RSSBytes), r.Sync.Round(1e7))
 	}
@@ -55,11 +64,15 @@ func (b *bench) scale(ctx context.Context) error {
 	perRBAC := float64(full.HeapBytes-noRBAC.HeapBytes) / sets
 	perSet := float64(full.HeapBytes) / sets
 	perPod := (float64(pods.HeapBytes) - float64(podNS)*(perNS+perSA)) / float64(podNS*10)
+	bindings := withBindings.Cached["OtherRoleBinding"] + withBindings.Cached["ClusterRoleBinding"]
+	perBinding := float64(withBindings.HeapBytes-full.HeapBytes) / float64(max(bindings, 1))
 	fmt.Printf("   per Namespace %.0f B; per ServiceAccount %.0f B; per Role+RoleBinding %.0f B; per running pod %.0f B\n", perNS, perSA, perRBAC, perPod)
+	fmt.Printf("   bindings not the webhook's: %d RoleBindings, %d ClusterRoleBindings: %+.1f MiB heap, %.0f B per binding (with its index entry)\n",
+		withBindings.Cached["OtherRoleBinding"], withBindings.Cached["ClusterRoleBinding"], mib(withBindings.HeapBytes-full.HeapBytes), perBinding)
 	fmt.Printf("   per ServiceAccount/Role/RoleBinding set, everything included (namespaces, default accounts): %.0f B; RSS %.0f B\n", perSet, float64(full.RSSBytes)/sets)
 	fmt.Printf("   a cached ServiceAccount keeps: %v\n", full.Kept)
-	fmt.Printf("   big cluster: %d namespaces, %d accounts with Role and RoleBinding, %d running pods of which %d injected: heap %.1f MiB, RSS %.1f MiB (%+.1f MiB heap for the pods)\n",
-		n, n*k, n*10, big.Cached["Pod"], mib(big.HeapBytes), mib(big.RSSBytes), mib(big.HeapBytes-full.HeapBytes))
+	fmt.Printf("   big cluster: %d namespaces, %d accounts with Role and RoleBinding, %d running pods of which %d injected, %d bindings not the webhook's: heap %.1f MiB, RSS %.1f MiB (%+.1f MiB heap for the pods and bindings)\n",
+		n, n*k, n*10, big.Cached["Pod"], bindings, mib(big.HeapBytes), mib(big.RSSBytes), mib(big.HeapBytes-full.HeapBytes))
 	top, err := pprofTop(filepath.Join(b.c.outDir, "cache.heap.pprof"), "-sample_index=inuse_space", "-top", "-nodecount=12")
 	if err != nil {
 		return err
@@ -70,6 +83,11 @@ func (b *bench) scale(ctx context.Context) error {
 	b.summary.bigCluster = big
 	return nil
 }
+
+// bindingFlags are the bindings of the scale runs that have any: 5
+// RoleBindings per namespace and 5 000 ClusterRoleBindings, each naming a
+// ServiceAccount.
+var bindingFlags = []string{"--role-bindings=5", "--cluster-role-bindings=5000"}
 
 func cachememRun(ctx context.Context, c config, namespaces, serviceAccounts int, rbac bool, heapProfile string, extra ...string) (cachemem.Result, error) {
 	self, err := os.Executable()

@@ -22,6 +22,8 @@ func cachememMain(ctx context.Context, args []string) error {
 	fs.BoolVar(&shape.RBAC, "rbac", true, "Give each ServiceAccount its Role and RoleBinding.")
 	fs.IntVar(&shape.Pods, "pods", 0, "Running pods per namespace.")
 	fs.IntVar(&shape.InjectedEvery, "injected-every", 1, "Every n-th pod was injected by the webhook (1: all).")
+	fs.IntVar(&shape.RoleBindings, "role-bindings", 0, "RoleBindings per namespace the webhook did not write, each naming a ServiceAccount.")
+	fs.IntVar(&shape.ClusterRoleBindings, "cluster-role-bindings", 0, "ClusterRoleBindings, each naming a ServiceAccount.")
 	heapProfile := fs.String("heap-profile", "", "File to write a heap profile of the synced caches to.")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -37,6 +37,13 @@ type Shape struct {
 	// InjectedEvery: every n-th pod (by index over the cluster) was injected
 	// by the webhook and carries its label; 0 or 1: every pod.
 	InjectedEvery int
+	// RoleBindings per namespace were not written by the webhook (a Helm
+	// release's, say): each binds a ClusterRole to one of the namespace's
+	// ServiceAccounts and a group.
+	RoleBindings int
+	// ClusterRoleBindings, in all, each binding a ClusterRole to one
+	// ServiceAccount of some namespace, a user and a group.
+	ClusterRoleBindings int
 }
 
 // injected reports whether pod i was injected by the webhook.
@@ -51,7 +58,8 @@ const resourceVersion = "4711"
 var created = metav1.NewTime(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 
 // apiServer is a stand-in for kube-apiserver that serves discovery and
-// list/watch of Namespaces, ServiceAccounts, Roles and RoleBindings, each
+// list/watch of Namespaces, ServiceAccounts, pods, Roles, RoleBindings and
+// ClusterRoleBindings, each
 // object generated on the fly as kube-apiserver returns it (uid,
 // resourceVersion, creationTimestamp, managedFields), so that it holds no
 // memory of its own and the heap of the process is the cache's. It answers a
@@ -109,8 +117,11 @@ var resources = map[string]resource{
 	},
 	"/apis/rbac.authorization.k8s.io/v1/rolebindings": {
 		kind: "RoleBinding", listKind: "RoleBindingList", apiVersion: "rbac.authorization.k8s.io/v1",
-		count: rbacCount,
+		count: func(s Shape) int { return rbacCount(s) + s.Namespaces*s.RoleBindings },
 		object: func(s Shape, i int) any {
+			if i >= rbacCount(s) {
+				return foreignRoleBinding(s, i-rbacCount(s))
+			}
 			ns, sa := ours(s, i)
 			rb := rbac.RoleBinding(ns, sa)
 			rb.TypeMeta = metav1.TypeMeta{}
@@ -118,6 +129,47 @@ var resources = map[string]resource{
 			return rb
 		},
 	},
+	"/apis/rbac.authorization.k8s.io/v1/clusterrolebindings": {
+		kind: "ClusterRoleBinding", listKind: "ClusterRoleBindingList", apiVersion: "rbac.authorization.k8s.io/v1",
+		count:  func(s Shape) int { return s.ClusterRoleBindings },
+		object: clusterRoleBinding,
+	},
+}
+
+// foreignLabels are the labels of a binding a Helm release installed.
+func foreignLabels(name string) map[string]string {
+	return map[string]string{rbac.LabelManagedBy: "Helm", "app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}
+}
+
+// foreignRoleBinding is the i-th RoleBinding not written by the webhook:
+// the namespace's i-th, binding ClusterRole edit to a ServiceAccount of the
+// namespace and to a group.
+func foreignRoleBinding(s Shape, i int) *rbacv1.RoleBinding {
+	ns, name := namespaceName(i/s.RoleBindings), fmt.Sprintf("release-%d", i%s.RoleBindings)
+	return &rbacv1.RoleBinding{
+		ObjectMeta: stamp(metav1.ObjectMeta{Namespace: ns, Name: name, Labels: foreignLabels(name),
+			Annotations: map[string]string{"meta.helm.sh/release-name": name, "meta.helm.sh/release-namespace": ns}}, i+4<<30, "f:roleRef", "f:subjects"),
+		RoleRef: rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "edit"},
+		Subjects: []rbacv1.Subject{
+			{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name},
+			{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "team:" + ns},
+		},
+	}
+}
+
+// clusterRoleBinding is the i-th ClusterRoleBinding: ClusterRole view to
+// a ServiceAccount of namespace i, a user and a group.
+func clusterRoleBinding(s Shape, i int) any {
+	ns, name := namespaceName(i%max(s.Namespaces, 1)), fmt.Sprintf("operator-%d", i)
+	return &rbacv1.ClusterRoleBinding{
+		ObjectMeta: stamp(metav1.ObjectMeta{Name: name, Labels: foreignLabels(name)}, i+5<<30, "f:roleRef", "f:subjects"),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "view"},
+		Subjects: []rbacv1.Subject{
+			{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name},
+			{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name + "@example.com"},
+			{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: "operators"},
+		},
+	}
 }
 
 func rbacCount(s Shape) int {
@@ -251,6 +303,8 @@ func withKind(obj any, res resource) any {
 		o.TypeMeta = metav1.TypeMeta{Kind: res.kind, APIVersion: res.apiVersion}
 	case *rbacv1.RoleBinding:
 		o.TypeMeta = metav1.TypeMeta{Kind: res.kind, APIVersion: res.apiVersion}
+	case *rbacv1.ClusterRoleBinding:
+		o.TypeMeta = metav1.TypeMeta{Kind: res.kind, APIVersion: res.apiVersion}
 	case map[string]any:
 		o["kind"], o["apiVersion"] = res.kind, res.apiVersion
 	}
@@ -264,6 +318,8 @@ func metaOf(obj any) metav1.ObjectMeta {
 	case *rbacv1.Role:
 		return o.ObjectMeta
 	case *rbacv1.RoleBinding:
+		return o.ObjectMeta
+	case *rbacv1.ClusterRoleBinding:
 		return o.ObjectMeta
 	}
 	return metav1.ObjectMeta{}

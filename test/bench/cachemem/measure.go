@@ -1,7 +1,8 @@
 // Package cachemem measures the memory the webhook's informer caches hold at
 // scale: the real cache configuration of pkg/server (metadata-only watches,
-// label selectors, transforms), filled from a synthetic API server with as
-// many Namespaces, ServiceAccounts, Roles and RoleBindings as asked for.
+// label selectors, transforms, the Bindings cache and its index), filled
+// from a synthetic API server with as many Namespaces, ServiceAccounts,
+// pods, Roles, RoleBindings and ClusterRoleBindings as asked for.
 // Creating 300 000 objects in a test kube-apiserver would take longer than
 // the whole benchmark may; what reaches the cache is the same either way:
 // JSON list pages or watch-list streams of objects as kube-apiserver sends
@@ -62,7 +63,7 @@ func Measure(ctx context.Context, shape Shape, heapProfile io.Writer) (Result, e
 	o.RestConfig = &rest.Config{Host: srv.URL, QPS: -1}
 	o.MetricsBindAddress, o.HealthProbeBindAddress = "0", "0"
 	o.CertDir = os.TempDir() // the webhook server is never started
-	mgr, err := server.NewManager(o)
+	_, caches, err := server.NewManagerCaches(o)
 	if err != nil {
 		return Result{}, err
 	}
@@ -70,16 +71,19 @@ func Measure(ctx context.Context, shape Shape, heapProfile io.Writer) (Result, e
 	defer cancel()
 	heap0, rss0 := settle()
 
-	c := mgr.GetCache()
-	errc := make(chan error, 1)
+	errc := make(chan error, len(caches))
 	began := time.Now()
-	go func() { errc <- c.Start(ctx) }()
-	if !c.WaitForCacheSync(ctx) {
-		cancel()
-		err := <-errc
-		api.mu.Lock()
-		defer api.mu.Unlock()
-		return Result{}, fmt.Errorf("caches did not sync (requests not served: %v): %w", api.unexpected, err)
+	for _, c := range caches {
+		go func() { errc <- c.Start(ctx) }()
+	}
+	for _, c := range caches {
+		if !c.WaitForCacheSync(ctx) {
+			cancel()
+			err := <-errc
+			api.mu.Lock()
+			defer api.mu.Unlock()
+			return Result{}, fmt.Errorf("caches did not sync (requests not served: %v): %w", api.unexpected, err)
+		}
 	}
 	res := Result{Shape: shape, Sync: time.Since(began)}
 	heap1, rss1 := settle()
@@ -90,7 +94,10 @@ func Measure(ctx context.Context, shape Shape, heapProfile io.Writer) (Result, e
 		}
 	}
 
-	if res.Cached, res.Kept, err = inspect(ctx, c); err != nil {
+	if res.Cached, res.Kept, err = inspect(ctx, caches[0]); err != nil {
+		return res, err
+	}
+	if err := inspectBindings(ctx, caches[1], res.Cached); err != nil {
 		return res, err
 	}
 	api.mu.Lock()
@@ -161,6 +168,21 @@ func inspect(ctx context.Context, c client.Reader) (map[string]int, []string, er
 	}
 	counts["Pod"] = len(pods.Items)
 	return counts, kept, nil
+}
+
+// inspectBindings counts what the Bindings cache holds: the RoleBindings
+// not the webhook's, and the ClusterRoleBindings.
+func inspectBindings(ctx context.Context, c client.Reader, counts map[string]int) error {
+	rbs := &rbacv1.RoleBindingList{}
+	if err := c.List(ctx, rbs, client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	crbs := &rbacv1.ClusterRoleBindingList{}
+	if err := c.List(ctx, crbs, client.UnsafeDisableDeepCopy); err != nil {
+		return err
+	}
+	counts["OtherRoleBinding"], counts["ClusterRoleBinding"] = len(rbs.Items), len(crbs.Items)
+	return nil
 }
 
 func nonEmpty(m *metav1.ObjectMeta) []string {
