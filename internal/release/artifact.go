@@ -83,5 +83,5 @@ func (a Artifact) Push(ctx context.Context, ref name.Reference, opts ...remote.O
 // rawManifest is an OCI manifest as remote.Put takes it.
 type rawManifest []byte
 
-func (r rawManifest) RawManifest() ([]byte, error)         { return r, nil }
+func (r rawManifest) RawManifest() ([]byte, error)        { return r, nil }
 func (r rawManifest) MediaType() (types.MediaType, error) { return types.OCIManifestSchema1, nil }
