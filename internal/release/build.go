@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
@@ -16,22 +17,22 @@ var Platforms = []v1.Platform{
 	{OS: "linux", Architecture: "arm64"},
 }
 
-// versionVar is the variable that `webhook --version` prints.
-const versionVar = "github.com/token-projector/token-projector/internal/version.stamped"
+// versionPkg holds the variables that `webhook --version` prints.
+const versionPkg = "github.com/token-projector/token-projector/internal/version"
 
 // BuildWebhook builds cmd/webhook of the module at root for platform p into
 // out, as the Dockerfile does (static, trimmed paths), stamped with version
-// and with the commit git reports (-buildvcs=true overrides a GOFLAGS that
-// turns it off). Nothing of the build host or the clock enters the binary:
-// two builds of one commit are byte-identical.
-func BuildWebhook(ctx context.Context, root, version string, p v1.Platform, out string) error {
+// and the commit src. Nothing of the build host or the clock enters the
+// binary: two builds of one commit are byte-identical.
+func BuildWebhook(ctx context.Context, root, version string, src Source, p v1.Platform, out string) error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=true",
-		"-ldflags", "-s -w -X "+versionVar+"="+version, "-o", out, "./cmd/webhook")
+	ldflags := fmt.Sprintf("-s -w -X %[1]s.stamped=%[2]s -X %[1]s.stampedCommit=%[3]s -X %[1]s.stampedCommitTime=%[4]s",
+		versionPkg, version, src.Commit, src.Time.UTC().Format(time.RFC3339))
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", ldflags, "-o", out, "./cmd/webhook")
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture, "GOFLAGS=-buildvcs=true")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("building the webhook for %s: %w\n%s", p, err, b)
 	}

@@ -31,7 +31,7 @@ import (
 // its signature in the layer's annotation. `cosign verify --key` reads it.
 const (
 	simpleSigningMediaType types.MediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
-	signatureAnnotation                    = "dev.cosignproject.cosign/signature"
+	signatureAnnotation    string          = "dev.cosignproject.cosign/signature"
 )
 
 // cryptoHash is the digest cosign signs with ECDSA P-256 keys.

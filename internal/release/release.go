@@ -82,7 +82,7 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 
 	for _, p := range Platforms {
 		bin := filepath.Join(c.Out, p.OS+"-"+p.Architecture, "webhook")
-		if err := BuildWebhook(ctx, c.Root, c.Version, p, bin); err != nil {
+		if err := BuildWebhook(ctx, c.Root, c.Version, src, p, bin); err != nil {
 			return nil, err
 		}
 		res.Binaries[p.String()] = bin

@@ -9,10 +9,16 @@ import (
 	"runtime/debug"
 )
 
-// stamped is the release version, set at link time by make release:
+// Set at link time by make release (internal/release), which reads the
+// commit from git itself: the go command records it only where it
+// recognises the checkout (not in a git worktree, nor with -buildvcs=false).
 //
 //	-ldflags "-X github.com/token-projector/token-projector/internal/version.stamped=v0.1.0"
-var stamped string
+var (
+	stamped           string
+	stampedCommit     string
+	stampedCommitTime string
+)
 
 // Info is what `webhook --version` prints.
 type Info struct {
@@ -32,9 +38,13 @@ type Info struct {
 func Get() Info {
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return Info{Version: orDevel(stamped)}
+		bi = &debug.BuildInfo{}
 	}
-	return FromBuildInfo(bi, stamped)
+	info := FromBuildInfo(bi, stamped)
+	if stampedCommit != "" {
+		info.Commit, info.CommitTime = stampedCommit, stampedCommitTime
+	}
+	return info
 }
 
 // FromBuildInfo reads bi, preferring the stamped version when set.
