@@ -232,6 +232,23 @@ helm-package: helm ## Package the chart into bin/.
 docker-build: ## Build the webhook image (needs a Docker engine; none runs on the development machines).
 	docker build -t $(IMG) .
 
+##@ Release
+
+# make release VERSION=v0.1.0 REGISTRY=ghcr.io/me COSIGN_KEY=cosign.key
+# publishes REGISTRY/token-projector (a linux/amd64+arm64 image index, an
+# SBOM per image, signed) and REGISTRY/charts/token-projector (the chart,
+# signed, naming the index by digest). Credentials for REGISTRY come from
+# ~/.docker/config.json; COSIGN_PASSWORD unlocks a cosign key. A hosted CI
+# signs keyless instead: RELEASE_FLAGS=-keyless (docs/releasing.md).
+VERSION ?=
+REGISTRY ?=
+COSIGN_KEY ?=
+RELEASE_FLAGS ?= $(if $(COSIGN_KEY),-key $(COSIGN_KEY))
+
+.PHONY: release
+release: helm ## Publish a signed release: make release VERSION=vX.Y.Z REGISTRY=host/path COSIGN_KEY=cosign.key (docs/releasing.md).
+	go run ./hack/release publish -version "$(VERSION)" -registry "$(REGISTRY)" -base "$(BASE_IMAGE)" -helm "$(HELM)" -o $(LOCALBIN)/release $(RELEASE_FLAGS)
+
 ##@ Tools
 
 $(LOCALBIN):

@@ -2,6 +2,7 @@
 //
 //	webhook [serve] [flags]             serve admission requests (the default)
 //	webhook inject -f FILE|- [flags]    apply the same mutation to manifests offline
+//	webhook --version                   print the version, commit and commit time
 package main
 
 import (
@@ -13,6 +14,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/token-projector/token-projector/internal/version"
 	"github.com/token-projector/token-projector/pkg/server"
 )
 
@@ -30,6 +32,9 @@ func run(args []string) error {
 			return serve(args[1:])
 		case "inject":
 			return injectCmd(args[1:], os.Stdin, os.Stdout)
+		case "version", "-version", "--version":
+			fmt.Println(version.Get())
+			return nil
 		}
 	}
 	return serve(args)

@@ -48,7 +48,7 @@ func StaticNonRoot() (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withConfig(img, func(c *v1.Config) {
+	return withConfig(img, Platform, func(c *v1.Config) {
 		c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 		c.User = fmt.Sprint(NonRootUID)
 		c.WorkingDir = "/home/nonroot"
@@ -59,6 +59,12 @@ func StaticNonRoot() (v1.Image, error) {
 // anything else is pulled (for Platform) from its registry, with the
 // credentials of ~/.docker/config.json if any. Pin it by digest.
 func Base(ref string) (v1.Image, error) {
+	return BaseFor(ref, Platform)
+}
+
+// BaseFor is Base for platform p (make release builds one image per
+// platform on the same base index).
+func BaseFor(ref string, p v1.Platform) (v1.Image, error) {
 	if ref == LocalBase {
 		return StaticNonRoot()
 	}
@@ -66,22 +72,22 @@ func Base(ref string) (v1.Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("base image %q: %w", ref, err)
 	}
-	img, err := remote.Image(r, remote.WithPlatform(Platform), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+	img, err := remote.Image(r, remote.WithPlatform(p), remote.WithAuthFromKeychain(authn.DefaultKeychain))
 	if err != nil {
 		return nil, fmt.Errorf("pulling base image %s: %w", ref, err)
 	}
 	return img, nil
 }
 
-// withConfig sets the platform and the creation time (Epoch), lets edit
+// withConfig sets the platform p and the creation time (Epoch), lets edit
 // change the rest of the runtime configuration, and returns the image.
-func withConfig(img v1.Image, edit func(*v1.Config)) (v1.Image, error) {
+func withConfig(img v1.Image, p v1.Platform, edit func(*v1.Config)) (v1.Image, error) {
 	cf, err := img.ConfigFile()
 	if err != nil {
 		return nil, err
 	}
 	cf = cf.DeepCopy()
-	cf.OS, cf.Architecture = Platform.OS, Platform.Architecture
+	cf.OS, cf.Architecture, cf.Variant = p.OS, p.Architecture, p.Variant
 	cf.Created = v1.Time{Time: Epoch}
 	edit(&cf.Config)
 	return mutate.ConfigFile(img, cf)

@@ -39,6 +39,11 @@ var Webhook = Spec{
 // Build adds the binary at spec.Binary to base as one layer and sets the
 // runtime configuration; the base's environment is kept.
 func Build(base v1.Image, spec Spec, binary []byte) (v1.Image, error) {
+	return BuildFor(base, spec, binary, Platform)
+}
+
+// BuildFor is Build for a binary of platform p.
+func BuildFor(base v1.Image, spec Spec, binary []byte, p v1.Platform) (v1.Image, error) {
 	layer, err := Layer([]File{{Name: spec.Binary, Mode: 0o755, Data: binary}})
 	if err != nil {
 		return nil, err
@@ -50,7 +55,7 @@ func Build(base v1.Image, spec Spec, binary []byte) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return withConfig(img, func(c *v1.Config) {
+	return withConfig(img, p, func(c *v1.Config) {
 		c.User = spec.User
 		c.WorkingDir = spec.WorkingDir
 		c.Entrypoint = slices.Clone(spec.Entrypoint)

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 func digest(t *testing.T, img v1.Image) v1.Hash {
@@ -184,5 +185,39 @@ func TestArchiveAndPush(t *testing.T) {
 	}
 	if _, err := Push(back, "not a reference"); err == nil {
 		t.Error("a bad reference was accepted")
+	}
+}
+
+// TestOCI: the OCI form of an image has OCI media types throughout and the
+// same layers, configuration and history.
+func TestOCI(t *testing.T) {
+	img := build(t, "binary")
+	oci, err := OCI(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := oci.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.MediaType != types.OCIManifestSchema1 || m.Config.MediaType != types.OCIConfigJSON {
+		t.Errorf("manifest %s, config %s: want OCI media types", m.MediaType, m.Config.MediaType)
+	}
+	orig, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Layers) != len(orig.Layers) {
+		t.Fatalf("%d layers, want %d", len(m.Layers), len(orig.Layers))
+	}
+	for i, l := range m.Layers {
+		if l.MediaType != types.OCILayer || l.Digest != orig.Layers[i].Digest {
+			t.Errorf("layer %d: %s %s, want %s %s", i, l.MediaType, l.Digest, types.OCILayer, orig.Layers[i].Digest)
+		}
+	}
+	a, _ := img.RawConfigFile()
+	b, _ := oci.RawConfigFile()
+	if string(a) != string(b) {
+		t.Errorf("the configuration changed:\n%s\n%s", a, b)
 	}
 }

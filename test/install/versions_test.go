@@ -12,7 +12,7 @@ import (
 )
 
 // TestClaimedVersionsAreTested: the Kubernetes versions the chart accepts
-// and docs/install.md claims run from the oldest to the newest kube-apiserver
+// and docs/install.md and CHANGELOG.md claim run from the oldest to the newest kube-apiserver
 // make test runs the tiers against (the modules pinned in hack/controlplane),
 // so that no claim outlives the tests that back it.
 func TestClaimedVersionsAreTested(t *testing.T) {
@@ -41,6 +41,23 @@ func TestClaimedVersionsAreTested(t *testing.T) {
 	}
 	if claim := "Kubernetes " + oldest + " to " + newest; !strings.Contains(string(doc), claim) {
 		t.Errorf("docs/install.md does not claim %q, the range make test runs against", claim)
+	}
+
+	// The newest entry that says what it was tested on (the [Unreleased]
+	// one, or the release just cut) says the range tested now.
+	changelog, err := os.ReadFile(filepath.Join(root, "CHANGELOG.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tested string
+	for _, entry := range strings.Split(string(changelog), "\n## [")[1:] {
+		if strings.Contains(entry, "Tested on Kubernetes ") {
+			tested = entry
+			break
+		}
+	}
+	if claim := "Tested on Kubernetes " + oldest + " to " + newest; !strings.Contains(tested, claim) {
+		t.Errorf("CHANGELOG.md's newest entry with a \"Tested on\" line does not say %q, the range make test runs against", claim)
 	}
 
 	oldestTiersRun(t)
