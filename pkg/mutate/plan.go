@@ -37,7 +37,7 @@ type Changes struct {
 	Volume *corev1.Volume
 	// Mounts are appended to the named containers' volumeMounts.
 	Mounts []Mount
-	// Env are appended to the named containers' env (token-file-env).
+	// Env go before the named containers' own env entries (token-file-env).
 	Env []Env
 	// ServiceAccountName, when not empty, is set as spec.serviceAccountName.
 	ServiceAccountName string
