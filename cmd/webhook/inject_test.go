@@ -25,6 +25,11 @@ spec:
 		return strings.Replace(pod, "    token-projector.io/expiration: 3h\n",
 			"    token-projector.io/expiration: 3h\n    token-projector.io/token-file-env: vault=VAULT_TOKEN_FILE\n", 1) + env
 	}
+	// The pod asking for audience aud.
+	withAudience := func(aud string) string {
+		return strings.Replace(pod, "token-projector.io/audience: vault\n", "token-projector.io/audience: "+aud+"\n", 1)
+	}
+	const escapedQuery = `--allowed-audiences=vault,https://sts.example.com/aws\?region=eu`
 	for _, tc := range []struct {
 		name    string
 		in      string // pod if empty
@@ -36,6 +41,10 @@ spec:
 		{name: "policy flags apply", args: []string{"-f", "-", "--max-expiration", "2h"}, wantErr: "from 10m to 2h"},
 		{name: "allowed audiences apply", args: []string{"-f", "-", "--allowed-audiences", "sts.*"}, wantErr: "audiences matching sts.*"},
 		{name: "file required", args: nil, wantErr: "-f FILE"},
+		{name: "escaped '?' allows the audience it spells", in: withAudience("https://sts.example.com/aws?region=eu"), args: []string{"-f", "-", escapedQuery},
+			wantOut: []string{"audience: https://sts.example.com/aws?region=eu"}},
+		{name: "escaped '?' allows no other character", in: withAudience("https://sts.example.com/awsXregion=eu"), args: []string{"-f", "-", escapedQuery},
+			wantErr: `token-projector.io/audience: "https://sts.example.com/awsXregion=eu" is not accepted: audiences matching vault, https://sts.example.com/aws\?region=eu`},
 		{name: "token-file variable", in: withEnv(""), args: []string{"-f", "-"},
 			wantOut: []string{"- name: VAULT_TOKEN_FILE\n      value: /var/run/secrets/tokens/vault-token\n", `"tokenFileEnv":{"VAULT_TOKEN_FILE":"vault"}`}},
 		{name: "token-file variable the container sets otherwise", in: withEnv("    env:\n    - {name: VAULT_TOKEN_FILE, value: /x}\n"), args: []string{"-f", "-"},

@@ -175,6 +175,9 @@ func injectTemplate(tmpl map[string]any, cfg mutate.Config) (bool, string, error
 	if err != nil {
 		return false, "", err
 	}
+	if err := res.RecordExpiration(&pod); err != nil {
+		return false, "", err
+	}
 	if res.Changes.Empty() {
 		return false, res.Spec.ServiceAccount, nil
 	}

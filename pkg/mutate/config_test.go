@@ -80,7 +80,8 @@ func TestConfigValidate(t *testing.T) {
 }
 
 // TestAudiencePatterns is the matching rule README documents: whole
-// audience, case-sensitive, '*' never crosses '/'.
+// audience, case-sensitive, '*' never crosses '/', '?' and '[' pattern
+// characters unless escaped with '\'.
 func TestAudiencePatterns(t *testing.T) {
 	for _, tc := range []struct {
 		pattern, audience string
@@ -106,6 +107,20 @@ func TestAudiencePatterns(t *testing.T) {
 		{"*", "https://sts.example.com/aws", false},
 		{`sts\*`, "sts*", true},
 		{`sts\*`, "stsx", false},
+		// '?' and '[' are pattern characters, and URL audiences hold them:
+		// unescaped, '?' takes any one character and [1] is a class that
+		// matches "1" only; '\' makes each literal.
+		{"https://sts.example.com/aws?region=eu", "https://sts.example.com/aws?region=eu", true},
+		{"https://sts.example.com/aws?region=eu", "https://sts.example.com/awsXregion=eu", true},
+		{`https://sts.example.com/aws\?region=eu`, "https://sts.example.com/aws?region=eu", true},
+		{`https://sts.example.com/aws\?region=eu`, "https://sts.example.com/awsXregion=eu", false},
+		{`https://sts.example.com/*\?region=eu`, "https://sts.example.com/aws?region=eu", true},
+		{`https://sts.example.com/*\?region=eu`, "https://sts.example.com/aws?region=us", false},
+		{"https://idp.example.com/app[1]", "https://idp.example.com/app[1]", false},
+		{"https://idp.example.com/app[1]", "https://idp.example.com/app1", true},
+		{`https://idp.example.com/app\[1]`, "https://idp.example.com/app[1]", true},
+		{`https://idp.example.com/app\[1]`, "https://idp.example.com/app1", false},
+		{`https://idp.example.com/app\[1\]`, "https://idp.example.com/app[1]", true},
 	} {
 		cfg := DefaultConfig()
 		cfg.AllowedAudiences = []string{tc.pattern}

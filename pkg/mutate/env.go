@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,7 +38,18 @@ type TokenFileVar struct {
 // entry is the variable as the annotation spells it, for denials.
 func (v *TokenFileVar) entry() string { return v.Audience + "=" + v.Name }
 
-// Env is one environment variable to append to one container's env.
+// Value is what the variable's env entry holds: Path with every '$'
+// written "$$". The kubelet expands $(NAME) references in env values
+// (k8s.io/kubernetes third_party/forked/golang/expansion), and "$$" is the
+// one sequence it turns into a lone '$' whatever follows, so the container
+// sees Path itself even for a mount path holding "$(".
+func (v *TokenFileVar) Value() string { return escapeExpansion(v.Path) }
+
+// escapeExpansion writes s so that the kubelet's env expansion gives s back.
+func escapeExpansion(s string) string { return strings.ReplaceAll(s, "$", "$$") }
+
+// Env is one environment variable to put before one container's own env
+// entries.
 type Env struct {
 	Container ContainerRef
 	Var       corev1.EnvVar
@@ -151,7 +163,7 @@ func planTokenFileEnv(spec *Spec, pod *corev1.Pod, refs []ContainerRef) ([]Env, 
 				return nil, err
 			}
 			if add {
-				adds = append(adds, Env{Container: ref, Var: corev1.EnvVar{Name: v.Name, Value: v.Path}})
+				adds = append(adds, Env{Container: ref, Var: corev1.EnvVar{Name: v.Name, Value: v.Value()}})
 			}
 		}
 	}
@@ -165,7 +177,7 @@ func planVar(ctr *corev1.Container, init bool, v *TokenFileVar) (bool, error) {
 		if e.Name != v.Name {
 			continue
 		}
-		if e.ValueFrom == nil && e.Value == v.Path {
+		if e.ValueFrom == nil && e.Value == v.Value() {
 			add = false // ours already, or the author's with our value
 			continue
 		}
@@ -179,7 +191,7 @@ func planVar(ctr *corev1.Container, init bool, v *TokenFileVar) (bool, error) {
 		}
 		return false, invalid(AnnotationTokenFileEnv, v.entry(),
 			"%s %s already sets %s %s (this annotation would set it to %s); remove it from the container or name another variable",
-			kind, quote(ctr.Name), v.Name, has, quote(v.Path))
+			kind, quote(ctr.Name), v.Name, has, quote(v.Value()))
 	}
 	return add, nil
 }
@@ -202,18 +214,23 @@ func sourceKind(s *corev1.EnvVarSource) string {
 	return ""
 }
 
-// applyEnv appends the variables to their containers' env.
+// applyEnv puts the variables before their containers' own env entries, in
+// order: the kubelet expands an entry's $(NAME) references only to entries
+// above it, so the container's own entries can then use $(VAULT_TOKEN_FILE).
 func applyEnv(pod *corev1.Pod, adds []Env) {
+	added := map[ContainerRef]int{}
 	for _, e := range adds {
 		ctr := container(pod, e.Container)
-		ctr.Env = append(ctr.Env, e.Var)
+		ctr.Env = slices.Insert(ctr.Env, added[e.Container], e.Var)
+		added[e.Container]++
 	}
 }
 
-// envOps are the operations that append the variables, in order: the first
-// one for a container without env adds the whole array, the others append
-// to it, so several variables for one container need no array to exist
-// beforehand.
+// envOps are the operations that make applyEnv's change: the k-th variable
+// of a container is added at index k of its env, before the entries it had;
+// the first one for a container without env adds the whole array (absent or
+// null, the raw JSON has no array to insert into), the others insert after
+// it.
 func envOps(pod *corev1.Pod, adds []Env) []jsonpatch.JsonPatchOperation {
 	if len(adds) == 0 {
 		return nil
@@ -222,7 +239,12 @@ func envOps(pod *corev1.Pod, adds []Env) []jsonpatch.JsonPatchOperation {
 	added := map[ContainerRef]int{}
 	for _, e := range adds {
 		base := containerPath(e.Container) + "/env"
-		ops = append(ops, appendOp(base, len(container(pod, e.Container).Env)+added[e.Container], e.Var))
+		k := added[e.Container]
+		if k == 0 && len(container(pod, e.Container).Env) == 0 {
+			ops = append(ops, jsonpatch.NewOperation("add", base, []any{e.Var}))
+		} else {
+			ops = append(ops, jsonpatch.NewOperation("add", base+"/"+strconv.Itoa(k), e.Var))
+		}
 		added[e.Container]++
 	}
 	return ops

@@ -35,9 +35,9 @@ const (
 // whose message names the field, the value and what is accepted; an
 // accepted Spec is within every bound; the planned pod passes
 // kube-apiserver's volume, mount and env validation, has every variable
-// asked for, set to its token file, in every container mounting the volume,
-// and no variable of the pod's changed; and mutating the result again
-// changes nothing. Seeds: testdata/fuzz/FuzzParse.
+// asked for, which the kubelet's expansion makes its token file's path, in
+// every container mounting the volume, before the pod's own variables,
+// none of them changed; and mutating the result again changes nothing. Seeds: testdata/fuzz/FuzzParse.
 func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, audience, expiration, serviceAccount, mountPath, containers, specServiceAccount string, present uint8, tokenFileEnv string) {
 		ann := map[string]string{AnnotationAudience: audience}
@@ -221,27 +221,23 @@ func checkTokenFileEnv(t *testing.T, spec *Spec, before, after *corev1.Pod) {
 	t.Helper()
 	was := slices.Concat(before.Spec.InitContainers, before.Spec.Containers)
 	for i, c := range slices.Concat(after.Spec.InitContainers, after.Spec.Containers) {
-		if len(c.Env) < len(was[i].Env) || !equality.Semantic.DeepEqual(c.Env[:len(was[i].Env)], was[i].Env) {
+		added := len(c.Env) - len(was[i].Env)
+		if added < 0 || !equality.Semantic.DeepEqual(c.Env[added:], was[i].Env) {
 			t.Fatalf("container %s: env %+v changed what it had, %+v", c.Name, c.Env, was[i].Env)
 		}
 		if !slices.Contains(spec.Containers, c.Name) {
-			if len(c.Env) != len(was[i].Env) {
+			if added != 0 {
 				t.Fatalf("container %s does not mount the token volume but got variables: %+v", c.Name, c.Env)
 			}
 			continue
 		}
+		env := containerEnv(&c)
 		for _, v := range spec.TokenFileEnv {
-			var last *corev1.EnvVar
-			for j := range c.Env {
-				if c.Env[j].Name == v.Name {
-					last = &c.Env[j]
-				}
-			}
-			if last == nil || last.ValueFrom != nil || last.Value != v.Path {
-				t.Fatalf("container %s: %s is %+v, want %q", c.Name, v.Name, last, v.Path)
+			if got, ok := env[v.Name]; !ok || got != v.Path {
+				t.Fatalf("container %s: the kubelet makes %s %q of env %+v, want %q", c.Name, v.Name, got, c.Env, v.Path)
 			}
 		}
-		if added := len(c.Env) - len(was[i].Env); added > len(spec.TokenFileEnv) {
+		if added > len(spec.TokenFileEnv) {
 			t.Fatalf("container %s: %d variables added for %d asked", c.Name, added, len(spec.TokenFileEnv))
 		}
 	}

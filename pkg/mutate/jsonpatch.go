@@ -35,6 +35,15 @@ func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(AnnotationStatus), c.Status))
 		}
 	}
+	if c.Expiration != "" {
+		// After the status: the map exists once either the pod or that
+		// operation made it.
+		if len(pod.Annotations) == 0 && c.Status == "" {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{AnnotationExpiration: c.Expiration}))
+		} else {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(AnnotationExpiration), c.Expiration))
+		}
+	}
 	if c.Label {
 		// A pod without labels gets the map first: "add" below a missing
 		// /metadata/labels would fail.

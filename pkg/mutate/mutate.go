@@ -2,6 +2,8 @@ package mutate
 
 import (
 	"fmt"
+	"maps"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apimachineryvalidation "k8s.io/apimachinery/pkg/api/validation"
@@ -41,6 +43,30 @@ func (r *Result) Restate(pod *corev1.Pod, id Identity) {
 		return
 	}
 	r.Changes.Status = statusChange(&r.Spec, pod, runsAs(&r.Spec, pod), id)
+}
+
+// RecordExpiration makes the Changes also set the expiration annotation to
+// the lifetime the Spec applied, in whole seconds, when pod (the pod Mutate
+// planned r for) has none. Offline injection asks for it: the volume it
+// writes carries that lifetime, and without the annotation the webhook would
+// compute the lifetime again, from a default that may differ where the pod
+// is admitted (a namespace's default-expiration), and deny the pod. It
+// refuses a pod whose annotations would then exceed kube-apiserver's limit.
+func (r *Result) RecordExpiration(pod *corev1.Pod) error {
+	if _, ok := pod.Annotations[AnnotationExpiration]; ok {
+		return nil
+	}
+	value := strconv.FormatInt(r.Spec.ExpirationSeconds, 10)
+	with := maps.Clone(pod.Annotations)
+	if with == nil {
+		with = map[string]string{}
+	}
+	with[AnnotationExpiration] = value
+	if err := checkAnnotationsSize(with, r.Changes.Status); err != nil {
+		return err
+	}
+	r.Changes.Expiration = value
+	return nil
 }
 
 // checkAnnotationsSize refuses a pod whose annotations, with the status

@@ -58,6 +58,12 @@ func TestForNamespace(t *testing.T) {
 			audience: "evil",
 			podErr: `token-projector.io/audience: "evil" is not accepted: audiences matching vault, *.example.com (set by the cluster admin) ` +
 				`and matching * (namespace shop's token-projector.io/allowed-audiences)`},
+		{name: "escaped '?' matches itself", flags: flags, namespace: map[string]string{AnnotationAllowedAudiences: `vault, https://sts.example.com/aws\?region=eu`},
+			audience: "https://sts.example.com/aws?region=eu", expiration: 3600},
+		{name: "escaped '?' matches nothing else", flags: flags, namespace: map[string]string{AnnotationAllowedAudiences: `vault, https://sts.example.com/aws\?region=eu`},
+			audience: "https://sts.example.com/awsXregion=eu",
+			podErr: `token-projector.io/audience: "https://sts.example.com/awsXregion=eu" is not accepted: ` +
+				`audiences matching vault, https://sts.example.com/aws\?region=eu (namespace shop's token-projector.io/allowed-audiences)`},
 		{name: "audiences without flags", flags: flags, namespace: map[string]string{AnnotationAllowedAudiences: "vault"},
 			audience: "evil", podErr: `token-projector.io/audience: "evil" is not accepted: audiences matching vault (namespace shop's token-projector.io/allowed-audiences)`},
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -37,7 +38,7 @@ type Changes struct {
 	Volume *corev1.Volume
 	// Mounts are appended to the named containers' volumeMounts.
 	Mounts []Mount
-	// Env are appended to the named containers' env (token-file-env).
+	// Env go before the named containers' own env entries (token-file-env).
 	Env []Env
 	// ServiceAccountName, when not empty, is set as spec.serviceAccountName.
 	ServiceAccountName string
@@ -45,6 +46,10 @@ type Changes struct {
 	DeprecatedServiceAccount string
 	// Status, when not empty, is set as the status annotation.
 	Status string
+	// Expiration, when not empty, is set as the expiration annotation, which
+	// the pod has not: only offline injection asks for it
+	// (Result.RecordExpiration).
+	Expiration string
 	// Label, when true, sets the injected label (LabelInjected=InjectedTrue).
 	Label bool
 }
@@ -52,7 +57,7 @@ type Changes struct {
 // Empty reports whether the pod already carries everything the Spec asks for.
 func (c *Changes) Empty() bool {
 	return c.Volume == nil && len(c.Mounts) == 0 && len(c.Env) == 0 && c.ServiceAccountName == "" &&
-		c.DeprecatedServiceAccount == "" && c.Status == "" && !c.Label
+		c.DeprecatedServiceAccount == "" && c.Status == "" && c.Expiration == "" && !c.Label
 }
 
 // Status is what the status annotation records: what was injected, for audit
@@ -144,6 +149,9 @@ func Plan(spec *Spec, pod *corev1.Pod) (Changes, error) {
 	if have := findVolume(pod.Spec.Volumes, VolumeName); have == nil {
 		c.Volume = &want
 	} else if !equality.Semantic.DeepEqual(*have, want) {
+		if secs, ok := lifetimeOnly(have, &want); ok {
+			return Changes{}, lifetimeDiffers(spec, secs)
+		}
 		return Changes{}, invalid("spec.volumes", VolumeName,
 			"no volume named %s other than the one this webhook injects; rename or remove the pod's own %s volume", VolumeName, VolumeName)
 	}
@@ -199,6 +207,42 @@ func statusChange(spec *Spec, pod *corev1.Pod, runsAs string, id Identity) strin
 	return ""
 }
 
+// lifetimeOnly reports whether have is want but for its tokens' lifetime,
+// one for all its tokens as the webhook writes it, and returns that
+// lifetime. Such a volume is the webhook's own output under another
+// default: a pod injected offline, or re-created from its own YAML once its
+// namespace set default-expiration.
+func lifetimeOnly(have, want *corev1.Volume) (int64, bool) {
+	if have.Projected == nil || len(have.Projected.Sources) == 0 {
+		return 0, false
+	}
+	h := have.DeepCopy()
+	first := h.Projected.Sources[0].ServiceAccountToken
+	if first == nil || first.ExpirationSeconds == nil {
+		return 0, false
+	}
+	secs := *first.ExpirationSeconds
+	for _, src := range h.Projected.Sources {
+		t := src.ServiceAccountToken
+		if t == nil || t.ExpirationSeconds == nil || *t.ExpirationSeconds != secs {
+			return 0, false
+		}
+		t.ExpirationSeconds = want.Projected.Sources[0].ServiceAccountToken.ExpirationSeconds
+	}
+	return secs, equality.Semantic.DeepEqual(*h, *want)
+}
+
+// lifetimeDiffers is the denial of a pod whose volume is ours but for the
+// lifetime, secs: it names both lifetimes, where the pod's came from, and
+// the annotation that keeps the volume's.
+func lifetimeDiffers(spec *Spec, secs int64) error {
+	return invalid(fmt.Sprintf("spec.volumes[%s] expirationSeconds", VolumeName), strconv.FormatInt(secs, 10),
+		"%d, the lifetime this pod asks for (%s): the volume is the one this webhook injects but for the lifetime, "+
+			"as when a pod was injected offline or is re-created from its own YAML under another default; "+
+			"set %s to %s on the pod to keep the volume's lifetime, or remove the volume to have it injected again",
+		spec.ExpirationSeconds, spec.ExpirationFrom, AnnotationExpiration, quote(strconv.FormatInt(secs, 10)))
+}
+
 func planMount(ctr *corev1.Container, want corev1.VolumeMount) (bool, error) {
 	field := fmt.Sprintf("containers[%s].volumeMounts", ctr.Name)
 	for _, m := range ctr.VolumeMounts {
@@ -240,6 +284,12 @@ func (c *Changes) Apply(pod *corev1.Pod) {
 			pod.Annotations = map[string]string{}
 		}
 		pod.Annotations[AnnotationStatus] = c.Status
+	}
+	if c.Expiration != "" {
+		if pod.Annotations == nil {
+			pod.Annotations = map[string]string{}
+		}
+		pod.Annotations[AnnotationExpiration] = c.Expiration
 	}
 	if c.Label {
 		if pod.Labels == nil {

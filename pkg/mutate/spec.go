@@ -27,6 +27,9 @@ type Spec struct {
 	Audiences []Audience
 	// ExpirationSeconds is the token lifetime.
 	ExpirationSeconds int64
+	// ExpirationFrom says where ExpirationSeconds came from, for denials:
+	// the annotation and its value, or the default that applied.
+	ExpirationFrom string
 	// ServiceAccount is the account the pod runs as, and the one whose
 	// self-minting Role and RoleBinding are ensured. Empty means the pod runs as
 	// "default": the volume is injected but no RBAC is ensured.
@@ -62,7 +65,7 @@ func Parse(annotations map[string]string, podSpec *corev1.PodSpec, cfg Config) (
 		return Spec{}, nil, err
 	}
 	var w string
-	if spec.ExpirationSeconds, w, err = parseExpiration(annotations, cfg); err != nil {
+	if spec.ExpirationSeconds, spec.ExpirationFrom, w, err = parseExpiration(annotations, cfg); err != nil {
 		return Spec{}, nil, err
 	}
 	warnings = appendIf(warnings, w)
@@ -143,24 +146,25 @@ func FileName(audience string) string {
 	}, s) + TokenFileSuffix
 }
 
-func parseExpiration(annotations map[string]string, cfg Config) (int64, string, error) {
+func parseExpiration(annotations map[string]string, cfg Config) (int64, string, string, error) {
 	const field = AnnotationExpiration
 	raw, ok := annotations[field]
 	if !ok {
-		return int64(cfg.DefaultExpiration / time.Second),
+		from := field + " not set: " + cfg.defaultSource()
+		return int64(cfg.DefaultExpiration / time.Second), from,
 			field + " not set: tokens expire after " + human(cfg.DefaultExpiration) + " (" + cfg.defaultSource() + ")", nil
 	}
 	accepted := fmt.Sprintf("whole seconds (7200) or a Go duration (2h) from %s to %s%s", human(MinExpiration), human(cfg.MaxExpiration), cfg.maxSource())
 	d, ok := parseLifetime(raw)
 	if !ok || d < MinExpiration || d > cfg.MaxExpiration {
-		return 0, "", invalid(field, raw, "%s", accepted)
+		return 0, "", "", invalid(field, raw, "%s", accepted)
 	}
 	var warning string
 	if d%time.Second != 0 {
 		d = d.Truncate(time.Second)
 		warning = fmt.Sprintf("%s %s is not whole seconds: rounded down to %s", field, quote(raw), human(d))
 	}
-	return int64(d / time.Second), warning, nil
+	return int64(d / time.Second), field + " " + quote(raw), warning, nil
 }
 
 // parseLifetime reads whole seconds ("7200") or a Go duration ("2h"),

@@ -196,7 +196,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 func (o *Options) BindPolicyFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.MaxExpiration, "max-expiration", o.MaxExpiration, "Longest token lifetime a pod may request.")
 	fs.DurationVar(&o.DefaultExpiration, "default-expiration", o.DefaultExpiration, "Token lifetime of pods that do not set "+mutate.AnnotationExpiration+".")
-	fs.Func("allowed-audiences", "Comma-separated globs of the audiences pods may request; empty allows all. Each must match the whole audience (path.Match: '*' matches any characters but '/'): *.example.com allows sts.example.com but not https://sts.example.com/aws; https://sts.example.com/* allows https://sts.example.com/aws.", func(s string) error {
+	fs.Func("allowed-audiences", "Comma-separated globs of the audiences pods may request; empty allows all. Each must match the whole audience (path.Match: '*' matches any characters but '/'): *.example.com allows sts.example.com but not https://sts.example.com/aws; https://sts.example.com/* allows https://sts.example.com/aws. '?' (one character) and '[' (a class) are pattern characters too: write \\? and \\[ for literal ones, as in https://sts.example.com/aws\\?region=eu.", func(s string) error {
 		o.AllowedAudiences = splitList(s)
 		return nil
 	})

@@ -32,13 +32,16 @@ const (
 )
 
 // tokenPodSpec runs tokencheck as a non-root user; Ready once it serves
-// its report.
+// its report. Its own env entry tokenRefEnv references tokenEnv, which the
+// webhook adds: the kubelet expands it only if the webhook's entry comes
+// first.
 func tokenPodSpec() corev1.PodSpec {
 	return corev1.PodSpec{
 		SecurityContext: &corev1.PodSecurityContext{RunAsUser: ptr(int64(appUID)), RunAsGroup: ptr(int64(appUID)), RunAsNonRoot: ptr(true)},
 		Containers: []corev1.Container{{
 			Name: "app", Image: checkImage, ImagePullPolicy: corev1.PullNever,
-			Args: []string{"-other-account=" + bystander, "-token-env=" + tokenEnv},
+			Args: []string{"-other-account=" + bystander, "-token-env=" + tokenEnv + "," + tokenRefEnv},
+			Env:  []corev1.EnvVar{{Name: tokenRefEnv, Value: "$(" + tokenEnv + ")"}},
 			ReadinessProbe: &corev1.Probe{
 				ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(reportPort)}},
 				PeriodSeconds: 1,
@@ -48,8 +51,12 @@ func tokenPodSpec() corev1.PodSpec {
 }
 
 // tokenEnv is the variable the pods ask the webhook to set to their vault
-// token's file, as a cloud SDK reads AWS_WEB_IDENTITY_TOKEN_FILE.
-const tokenEnv = "VAULT_TOKEN_FILE"
+// token's file, as a cloud SDK reads AWS_WEB_IDENTITY_TOKEN_FILE;
+// tokenRefEnv the container's own variable, set to $(VAULT_TOKEN_FILE).
+const (
+	tokenEnv    = "VAULT_TOKEN_FILE"
+	tokenRefEnv = "VAULT_JWT_PATH"
+)
 
 // tokenAnnotations ask for a vault token valid for 2h, and tokenEnv naming
 // its file.
@@ -145,8 +152,14 @@ func (e *env) verifyToken(t *testing.T, p *corev1.Pod, sa string) bool {
 		fail("the container (uid %d) could not read its token: %q", r.UID, r.TokenError)
 		return false
 	}
-	if want := "/var/run/secrets/tokens/vault-token"; r.EnvVar != tokenEnv || r.EnvValue != want || !r.EnvSameToken || r.EnvError != "" {
-		fail("%s is %q (%s), its file the projected token: %v; want %s naming the token's file", tokenEnv, r.EnvValue, r.EnvError, r.EnvSameToken, want)
+	const want = "/var/run/secrets/tokens/vault-token"
+	if len(r.Env) != 2 {
+		fail("followed %d variables, want %s and %s", len(r.Env), tokenEnv, tokenRefEnv)
+	}
+	for _, c := range r.Env {
+		if c.Value != want || !c.SameToken || c.Error != "" {
+			fail("%s is %q (%s), its file the projected token: %v; want %s naming the token's file", c.Name, c.Value, c.Error, c.SameToken, want)
+		}
 	}
 	if r.FileMode != "-rw-------" || r.FileUID != appUID {
 		fail("token file mode %s owner %d, want -rw------- owned by %d", r.FileMode, r.FileUID, appUID)

@@ -52,8 +52,9 @@ func envOf(c corev1.Container) []string {
 // token-file variables with an init container, a native sidecar, the app
 // (which sets a variable of its own) and a container left out of the
 // allow-list: the variables go exactly to the containers that mount the
-// tokens, after what they had; a pod re-created from the result gets
-// nothing twice.
+// tokens, before what they had (so that the app's own entries may
+// reference them as $(VAULT_TOKEN_FILE)); a pod re-created from the result
+// gets nothing twice.
 func TestTokenFileEnvPod(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t, true)
@@ -80,7 +81,7 @@ func TestTokenFileEnvPod(t *testing.T) {
 	want := map[string][]string{
 		"fetch":   ours,
 		"agent":   ours,
-		"app":     append([]string{"AWS_ROLE_ARN=arn:aws:iam::123456789012:role/app"}, ours...),
+		"app":     append(slices.Clone(ours), "AWS_ROLE_ARN=arn:aws:iam::123456789012:role/app"),
 		"metrics": nil,
 	}
 	checkEnv := func(p *corev1.Pod) {

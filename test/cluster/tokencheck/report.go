@@ -23,11 +23,17 @@ type Report struct {
 	OtherAccount   string
 	OtherStatus    int
 	RequestError   string `json:",omitempty"`
-	// EnvVar is the variable tokencheck was asked to follow (-token-env),
-	// EnvValue its value, and EnvSameToken whether the file it names holds
-	// the projected token read above; EnvError why it could not be read.
-	EnvVar       string `json:",omitempty"`
-	EnvValue     string `json:",omitempty"`
-	EnvSameToken bool   `json:",omitempty"`
-	EnvError     string `json:",omitempty"`
+	// Env are the variables tokencheck was asked to follow (-token-env), in
+	// that order.
+	Env []EnvCheck `json:",omitempty"`
+}
+
+// EnvCheck is one environment variable naming a token file: its value, and
+// whether the file it names holds the projected token the Report read;
+// Error says why it could not be read.
+type EnvCheck struct {
+	Name      string
+	Value     string `json:",omitempty"`
+	SameToken bool   `json:",omitempty"`
+	Error     string `json:",omitempty"`
 }

@@ -32,7 +32,7 @@ func main() {
 	tokenPath := flag.String("token", "/var/run/secrets/tokens/vault-token", "the projected token to read")
 	other := flag.String("other-account", "someone-else", "an account the pod must not get tokens for")
 	addr := flag.String("listen", fmt.Sprintf(":%d", tokencheck.Port), "where to serve the report")
-	env := flag.String("token-env", "", "an environment variable naming a token file: read it and compare it with -token")
+	env := flag.String("token-env", "", "comma-separated environment variables naming a token file: read each and compare it with -token")
 	flag.Parse()
 
 	r := tokencheck.Report{UID: os.Getuid(), GID: os.Getgid(), OtherAccount: *other}
@@ -48,7 +48,9 @@ func main() {
 		r.Token = strings.TrimSpace(string(b))
 	}
 	if *env != "" {
-		followEnv(&r, *env)
+		for name := range strings.SplitSeq(*env, ",") {
+			r.Env = append(r.Env, followEnv(&r, name))
+		}
 	}
 	if err := requestTokens(&r); err != nil {
 		r.RequestError = err.Error()
@@ -143,18 +145,19 @@ func account(jwt string) (string, error) {
 // followEnv reads the token file the environment variable name names, as an
 // SDK that reads such a variable does, and says whether it is the projected
 // token read from -token.
-func followEnv(r *tokencheck.Report, name string) {
-	r.EnvVar = name
+func followEnv(r *tokencheck.Report, name string) tokencheck.EnvCheck {
+	c := tokencheck.EnvCheck{Name: name}
 	value, ok := os.LookupEnv(name)
 	if !ok {
-		r.EnvError = name + " is not set"
-		return
+		c.Error = name + " is not set"
+		return c
 	}
-	r.EnvValue = value
+	c.Value = value
 	b, err := os.ReadFile(value)
 	if err != nil {
-		r.EnvError = err.Error()
-		return
+		c.Error = err.Error()
+		return c
 	}
-	r.EnvSameToken = r.Token != "" && strings.TrimSpace(string(b)) == r.Token
+	c.SameToken = r.Token != "" && strings.TrimSpace(string(b)) == r.Token
+	return c
 }
