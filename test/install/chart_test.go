@@ -840,8 +840,11 @@ func TestOptionalObjects(t *testing.T) {
 // TestGrafanaDashboard: off by default; on, a ConfigMap carrying exactly the
 // dashboard file, labelled for Grafana's sidecar, in the namespace asked for.
 func TestGrafanaDashboard(t *testing.T) {
-	if o := render.OfKind(chart(t), "ConfigMap"); len(o) != 0 {
-		t.Errorf("ConfigMap rendered by default: %v", o)
+	// The token policy's parameter is the one ConfigMap of the defaults.
+	for _, o := range render.OfKind(chart(t), "ConfigMap") {
+		if o.GetName() != "token-projector-token-policy" {
+			t.Errorf("ConfigMap %s rendered by default", o.GetName())
+		}
 	}
 	objs := chart(t, "--set", "grafanaDashboard.enabled=true", "--set", "grafanaDashboard.namespace=monitoring")
 	var cm corev1.ConfigMap

@@ -50,7 +50,7 @@ func TestMakeTestTimesEveryPhase(t *testing.T) {
 			t.Errorf("make test has no phase %s; it has %v", want, names)
 		}
 	}
-	if !strings.Contains(string(b), "\n\thack/phases.sh cluster-tier $(call run-cluster-tier,WEBHOOK_BINARY=$(TEST_WEBHOOK))\n") {
+	if !strings.Contains(string(b), "\n\thack/phases.sh cluster-tier $(call run-cluster-tier,GOFLAGS=\"$(TEST_GOFLAGS)\" WEBHOOK_BINARY=$(TEST_WEBHOOK))\n") {
 		t.Error("make test's cluster tier runs without its prebuilt webhook (WEBHOOK_BINARY)")
 	}
 }
