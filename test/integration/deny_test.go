@@ -85,8 +85,12 @@ func TestDenials(t *testing.T) {
 		}, message: []string{"containers[app].volumeMounts", mutate.DefaultMountPath, "mount path free"}, noEnsure: "d6"},
 		{name: "foreign Role", pod: func() *corev1.Pod { return pod(ns, "", withSA("taken", nil)) },
 			message: []string{"Role " + ns + "/taken-create-token", "not managed by token-projector"}},
+		// A RoleBinding of our name that we did not write names the account
+		// as its subject: the binding check denies before the account is
+		// created (a foreign binding grants whatever account of that name
+		// exists next), naming the binding.
 		{name: "foreign RoleBinding", pod: func() *corev1.Pod { return pod(ns, "", withSA("bound", nil)) },
-			message: []string{"RoleBinding " + ns + "/bound-create-token", "not managed by token-projector"}},
+			message: []string{"RoleBinding " + ns + "/bound-create-token", "which token-projector did not write", "remove the binding"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := tc.pod()
