@@ -39,10 +39,20 @@ func (c *Cluster) startKubeProxy(ctx context.Context) error {
 }
 
 // ProxiesService reports whether kube-proxy's nftables rules in the
-// cluster's namespace translate the cluster IP ip.
-func (c *Cluster) ProxiesService(ip string) (bool, error) {
+// cluster's namespace translate the cluster IP ip and, if endpoints are
+// given, send it to each of those addresses: a Service whose endpoints
+// kube-proxy has not synced yet has rules that refuse connections.
+func (c *Cluster) ProxiesService(ip string, endpoints ...string) (bool, error) {
 	rules, err := c.kubeProxyRules()
-	return strings.Contains(rules, ip), err
+	if err != nil || !strings.Contains(rules, ip) {
+		return false, err
+	}
+	for _, ep := range endpoints {
+		if !strings.Contains(rules, ep) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // kubeProxyRules is kube-proxy's nftables table in the cluster's namespace.

@@ -211,12 +211,42 @@ func (e *env) install(t *testing.T) {
 	e.kubectl(t, "label", "namespace", releaseNS, "pod-security.kubernetes.io/enforce=restricted")
 	e.helm(t, append([]string{"install", release, render.ChartDir}, helmInstallArgs()...)...)
 	e.waitWebhookReady(t, 2)
+	e.waitProxied(t)
 	e.waitFor(t, "the CA bundle in the webhook configuration", 2*time.Minute, func(ctx context.Context) (bool, error) {
 		list, err := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})
 		if err != nil || len(list.Items) != 1 {
 			return false, err
 		}
 		return caInjected(list.Items[0]), nil
+	})
+}
+
+// waitProxied waits until kube-proxy sends the webhook Service's cluster IP
+// to every ready endpoint: ready endpoints alone left kube-apiserver's first
+// calls refused ("connection refused") while kube-proxy had not synced them.
+func (e *env) waitProxied(t *testing.T) {
+	t.Helper()
+	svc, err := e.Client.CoreV1().Services(releaseNS).Get(e.ctx, release+"-webhook", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, "kube-proxy's rules from the webhook Service to its ready endpoints", time.Minute, func(ctx context.Context) (bool, error) {
+		slices, err := e.Client.DiscoveryV1().EndpointSlices(releaseNS).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + release + "-webhook"})
+		if err != nil {
+			return false, err
+		}
+		var addrs []string
+		for _, s := range slices.Items {
+			for _, ep := range s.Endpoints {
+				if ep.Conditions.Ready != nil && *ep.Conditions.Ready {
+					addrs = append(addrs, ep.Addresses...)
+				}
+			}
+		}
+		if len(addrs) == 0 {
+			return false, nil
+		}
+		return e.ProxiesService(svc.Spec.ClusterIP, addrs...)
 	})
 }
 
