@@ -138,10 +138,19 @@ func (e *Ensurer) ensureNew(ctx context.Context, namespace, serviceAccount strin
 	g := grants(namespace, serviceAccount)
 	var roleObj client.Object
 	var roleErr error
+	var rolePanic any
 	var wg sync.WaitGroup
-	wg.Go(func() { roleObj, roleErr = e.ensureOne(ctx, g[0], progress) })
+	wg.Go(func() {
+		// Nothing recovers a panic on this goroutine: it is handed to the
+		// flight's, where safely turns it into this ensure's error.
+		defer func() { rolePanic = recover() }()
+		roleObj, roleErr = e.ensureOne(ctx, g[0], progress)
+	})
 	saObj, acct, err := e.createAccount(ctx, accountOf(namespace, serviceAccount), progress)
 	wg.Wait()
+	if rolePanic != nil {
+		panic(rolePanic)
+	}
 	created := appendCreated(appendCreated(nil, kindServiceAccount, saObj), kindRole, roleObj)
 	switch {
 	case err != nil:

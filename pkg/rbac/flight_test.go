@@ -14,13 +14,14 @@ import (
 // release is closed, as a bug in an ensure would.
 type panickingWriter struct {
 	client.Writer
+	kind    string // of the object whose create panics
 	held    chan struct{}
 	release chan struct{}
 	armed   atomic.Bool
 }
 
 func (w *panickingWriter) Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error {
-	if kindName(obj) == kindServiceAccount && w.armed.CompareAndSwap(true, false) {
+	if kindName(obj) == w.kind && w.armed.CompareAndSwap(true, false) {
 		close(w.held)
 		<-w.release
 		panic("boom")
@@ -34,8 +35,16 @@ func (w *panickingWriter) Create(ctx context.Context, obj client.Object, opts ..
 // otherwise), and the next ensure of the account starts afresh and
 // completes.
 func TestPanicFailsTheFlightNotTheProcess(t *testing.T) {
+	// The account's create runs on the flight's goroutine; a new account's
+	// Role is created on a goroutine of its own beside it (ensureNew).
+	for _, kind := range []string{kindServiceAccount, kindRole} {
+		t.Run(kind, func(t *testing.T) { testPanicFailsTheFlight(t, kind) })
+	}
+}
+
+func testPanicFailsTheFlight(t *testing.T, kind string) {
 	api := newGatedAPI()
-	w := &panickingWriter{Writer: api, held: make(chan struct{}), release: make(chan struct{})}
+	w := &panickingWriter{Writer: api, kind: kind, held: make(chan struct{}), release: make(chan struct{})}
 	w.armed.Store(true)
 	e := &Ensurer{Cache: api.cache, Live: api, Writer: w, Timeout: DefaultTimeout}
 	before := testutil.ToFloat64(ensurePanics)
@@ -69,4 +78,5 @@ func TestPanicFailsTheFlightNotTheProcess(t *testing.T) {
 	if err != nil || !res.RBAC {
 		t.Fatalf("the ensure after the panic: %+v, %v; want the identity ensured", res, err)
 	}
+
 }
