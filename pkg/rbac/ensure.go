@@ -64,7 +64,14 @@ func (e *Ensurer) grantFresh(ctx context.Context, namespace, serviceAccount stri
 	case acct == accountMissing:
 		return e.ensureNew(ctx, namespace, serviceAccount, progress)
 	}
-	ensures.WithLabelValues(w.kind, acct.existing()).Inc()
+	return e.grantRead(ctx, namespace, serviceAccount, acct, progress)
+}
+
+// grantRead ensures the Role and RoleBinding of an account read from the
+// API server (readAccount) if it is eligible, counting it as read: the one
+// ending of grantFresh, checkBindings and restore.
+func (e *Ensurer) grantRead(ctx context.Context, namespace, serviceAccount string, acct account, progress func(string)) (Result, error) {
+	ensures.WithLabelValues(kindServiceAccount, acct.existing()).Inc()
 	if !acct.eligible() {
 		return Result{}, nil
 	}
@@ -113,12 +120,7 @@ func (e *Ensurer) checkBindings(ctx context.Context, namespace, serviceAccount s
 		ensures.WithLabelValues(w.kind, "bound").Inc()
 		return Result{}, true, boundError(namespace, serviceAccount, bindings)
 	}
-	ensures.WithLabelValues(w.kind, acct.existing()).Inc()
-	if !acct.eligible() {
-		return Result{}, true, nil
-	}
-	g := grants(namespace, serviceAccount)
-	res, err = e.grant(ctx, acct, nil, progress, g[:]...)
+	res, err = e.grantRead(ctx, namespace, serviceAccount, acct, progress)
 	return res, true, err
 }
 
@@ -176,12 +178,7 @@ func (e *Ensurer) restore(ctx context.Context, namespace, serviceAccount string,
 	if err != nil {
 		return Result{}, err
 	}
-	ensures.WithLabelValues(w.kind, acct.existing()).Inc()
-	if !acct.eligible() {
-		return Result{}, nil
-	}
-	g := grants(namespace, serviceAccount)
-	return e.grant(ctx, acct, nil, progress, g[:]...)
+	return e.grantRead(ctx, namespace, serviceAccount, acct, progress)
 }
 
 // grant ensures, in order, the Role and RoleBinding of an eligible account
