@@ -85,7 +85,7 @@ test: ## Run every test: lint (go vet's analyzers included), unit (the concurren
 	hack/phases.sh race env GOFLAGS="$(TEST_GOFLAGS)" go test -race $(GO_TEST_FLAGS) $(RACE_PACKAGES)
 	hack/phases.sh go-test env GOFLAGS="$(TEST_GOFLAGS)" KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v '/test/cluster$$')
 	hack/phases.sh oldest-tiers env GOFLAGS="$(TEST_GOFLAGS)" KUBEBUILDER_ASSETS="$$(hack/controlplane.sh --oldest)" HELM="$(HELM)" WEBHOOK_BINARY=$(TEST_WEBHOOK) go test -count=1 $(GO_TEST_FLAGS) $(OLDEST_TIERS)
-	hack/phases.sh cluster-tier $(call run-cluster-tier,GOFLAGS="$(TEST_GOFLAGS)" WEBHOOK_BINARY=$(TEST_WEBHOOK))
+	hack/phases.sh cluster-tier $(call run-cluster-tier,GOFLAGS="$(TEST_GOFLAGS)")
 	@hack/phases.sh --table
 
 # make test runs each phase as its own make (or go) command under
@@ -109,7 +109,7 @@ SUBMAKE = $(MAKE) --no-print-directory
 # `make bench` use. The go env's own GOFLAGS are kept.
 TEST_GOFLAGS = $(strip $(shell go env GOFLAGS) -trimpath)
 # The webhook binary the tiers run (test/faults, test/e2e twice,
-# test/install, test/cluster), built once as the Dockerfile builds it
+# test/install; test/cluster installs releases instead), built once as the Dockerfile builds it
 # (testenv.BuildWebhook's flags, which testenv checks in its build info);
 # a test run without WEBHOOK_BINARY builds its own.
 TEST_WEBHOOK ?= $(LOCALBIN)/test/webhook
@@ -126,8 +126,9 @@ OLDEST_TIERS ?= ./test/integration ./test/e2e ./test/scopes
 
 # The cluster tier runs in go test's local directory mode (go test -C, no
 # package), so that its summary line (cluster: pods_running=...) is printed
-# on success too. $(1): more of its environment (make test's prebuilt
-# webhook).
+# on success too. $(1): more of its environment (make test's GOFLAGS, so
+# that its two releases of the webhook reuse the packages test/release
+# compiled for both platforms and only link).
 define run-cluster-tier
 env KUBEBUILDER_ASSETS="$$(hack/controlplane.sh)" CLUSTER_ASSETS="$$(hack/cluster.sh)" HELM="$(HELM)" $(1) go test -C test/cluster -count=1 -timeout $(CLUSTER_TEST_TIMEOUT) $(CLUSTER_TEST_FLAGS)
 endef

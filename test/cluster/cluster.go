@@ -54,6 +54,9 @@ type Options struct {
 	// kubelet starts; pods use them with imagePullPolicy IfNotPresent or
 	// Never (no registry is reachable).
 	Archives []string
+	// Registry, if set, is served inside the namespace before containerd
+	// starts, for pods whose images it holds (the webhook's release).
+	Registry *Registry
 	// Logf reports progress (t.Logf).
 	Logf func(format string, args ...any)
 }
@@ -68,6 +71,8 @@ type Cluster struct {
 	holder  *daemon
 	daemons []*daemon
 	proxy   *proxy
+	// registry serves Options.Registry inside the namespace.
+	registry *registryServer
 	// hostPaths are paths that must not appear on the host, with whether
 	// they existed before Start.
 	hostPaths map[string]bool
@@ -133,6 +138,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	}
 	if c.proxy, err = startProxy(c.ns, net.JoinHostPort("127.0.0.1", strconv.Itoa(APIServerPort))); err != nil {
 		return c, err
+	}
+	if opts.Registry != nil {
+		if c.registry, err = serveRegistry(c.ns, opts.Registry); err != nil {
+			return c, fmt.Errorf("serving the registry at %s inside the namespace: %w", opts.Registry.Addr, err)
+		}
 	}
 	if err := c.writeConfigs(); err != nil {
 		return c, err

@@ -14,7 +14,6 @@ import (
 
 	"github.com/token-projector/token-projector/pkg/mutate"
 	"github.com/token-projector/token-projector/test/cluster"
-	"github.com/token-projector/token-projector/test/render"
 )
 
 const (
@@ -32,9 +31,10 @@ func podNames(pods []corev1.Pod) []string {
 	return names
 }
 
-// testUpgrade: `helm upgrade` that changes the webhook's pod template
-// replaces both replicas while pods are created without pause; every
-// creation succeeds and is injected. The release first runs with a Lease
+// testUpgrade: `helm upgrade` from the first release's chart to the
+// second's, from the registry, replaces both replicas (the image's digest
+// changed) while pods are created without pause; every creation succeeds
+// and is injected. The release first runs with a Lease
 // other than the one the chart names (previousLease, as a release installed
 // before the per-release Lease): the upgrade keeps electing through it, and
 // at no moment do two Leases have a holder, that is two reconcilers lead.
@@ -45,9 +45,10 @@ func testUpgrade(t *testing.T, e *env) {
 	l := startLoad(t, e.ctx, e.Client, loadNS)
 	l.waitCreated(t, e, 20)
 	leaders := e.watchLeaders(t)
-	e.helm(t, append([]string{"upgrade", release, render.ChartDir, "--reuse-values",
-		"--set-string", "podAnnotations.token-projector\\.io/restarted-at=" + time.Now().UTC().Format(time.RFC3339Nano)}, helmInstallArgs()...)...)
+	e.helm(t, "upgrade", release, e.pub.chart(), "--version", e.pub.second.ChartVersion, "--plain-http",
+		"--namespace", releaseNS, "--wait", "--timeout", "5m")
 	e.waitWebhookReady(t, 2)
+	e.checkRunsRelease(t, e.pub.second)
 	l.waitCreated(t, e, 20)
 	failed := l.stop(t)
 	summary.upgrade.finish(failed)

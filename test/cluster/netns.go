@@ -96,32 +96,43 @@ func ip(args ...string) error {
 	return nil
 }
 
-// dial connects to addr from inside the namespace: the socket is made on
-// an OS thread that entered the namespace. That thread is never returned
-// to the Go scheduler (the goroutine exits locked, so the runtime ends the
-// thread): no other goroutine ever runs in the namespace by accident.
-func (n *netns) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	type result struct {
-		conn net.Conn
-		err  error
-	}
-	ch := make(chan result, 1)
+// do runs fn on an OS thread that entered the namespace; the sockets fn
+// makes stay in it. That thread is never returned to the Go scheduler (the
+// goroutine exits locked, so the runtime ends the thread): no other
+// goroutine ever runs in the namespace by accident.
+func (n *netns) do(fn func()) error {
+	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: see above
 		f, err := os.Open(n.path())
 		if err != nil {
-			ch <- result{err: err}
+			errc <- err
 			return
 		}
 		defer func() { _ = f.Close() }()
 		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("entering %s: %w", n.path(), err)}
+			errc <- fmt.Errorf("entering %s: %w", n.path(), err)
 			return
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, network, addr)
-		ch <- result{c, err}
+		fn()
+		errc <- nil
 	}()
-	r := <-ch
-	return r.conn, r.err
+	return <-errc
+}
+
+// dial connects to addr from inside the namespace (a pod's IP, say).
+func (n *netns) dial(ctx context.Context, network, addr string) (c net.Conn, err error) {
+	var d net.Dialer
+	if nsErr := n.do(func() { c, err = d.DialContext(ctx, network, addr) }); nsErr != nil {
+		return nil, nsErr
+	}
+	return c, err
+}
+
+// listen listens on addr inside the namespace.
+func (n *netns) listen(network, addr string) (ln net.Listener, err error) {
+	if nsErr := n.do(func() { ln, err = net.Listen(network, addr) }); nsErr != nil {
+		return nil, nsErr
+	}
+	return ln, err
 }

@@ -17,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/token-projector/token-projector/internal/image"
 	"github.com/token-projector/token-projector/test/cluster"
 	"github.com/token-projector/token-projector/test/render"
 	"github.com/token-projector/token-projector/test/testenv"
@@ -25,11 +24,10 @@ import (
 )
 
 const (
-	release      = "token-projector"
-	releaseNS    = testenv.ReleaseNamespace
-	webhookImage = "token-projector.local/token-projector:test"
-	pauseImage   = "token-projector.local/pause:test"
-	checkImage   = "token-projector.local/tokencheck:test"
+	release    = "token-projector"
+	releaseNS  = testenv.ReleaseNamespace
+	pauseImage = "token-projector.local/pause:test"
+	checkImage = "token-projector.local/tokencheck:test"
 )
 
 // env is the running cluster with the chart installed, for the scenarios.
@@ -38,6 +36,7 @@ type env struct {
 	root string
 	bin  string // hack/cluster.sh's directory
 	ctx  context.Context
+	pub  *releases
 }
 
 // clusterBin is hack/cluster.sh's directory, or why the tier cannot run:
@@ -65,8 +64,8 @@ func clusterBin(t *testing.T, root string) string {
 	return bin
 }
 
-// buildImages builds the sandbox, tokencheck and webhook images; the
-// webhook's exactly as make image builds it, on the local static base.
+// buildImages builds the sandbox and tokencheck images, which the node
+// imports from archives; the webhook's image comes from its release.
 func buildImages(t *testing.T, root string) []cluster.Image {
 	t.Helper()
 	dir := t.TempDir()
@@ -78,15 +77,7 @@ func buildImages(t *testing.T, root string) []cluster.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin, err := testenv.WebhookBinary(root, t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	webhook, err := cluster.ImageOf(dir, bin, webhookImage, image.Webhook)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []cluster.Image{pause, check, webhook}
+	return []cluster.Image{pause, check}
 }
 
 // startCluster starts the cluster and registers its teardown, which also
@@ -95,13 +86,15 @@ func startCluster(t *testing.T, root string) *env {
 	t.Helper()
 	bin := clusterBin(t, root)
 	images := buildImages(t, root)
+	pub := publishReleases(t, root)
 	var archives []string
 	for _, i := range images {
 		archives = append(archives, i.Archive)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	began := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{Bin: bin, Name: "tp-cluster", PauseImage: pauseImage, Archives: archives, Logf: t.Logf})
+	c, err := cluster.Start(ctx, cluster.Options{Bin: bin, Name: "tp-cluster", PauseImage: pauseImage, Archives: archives,
+		Registry: &cluster.Registry{Addr: pub.registry, Handler: pub.pulls.record(pub.handler)}, Logf: t.Logf})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -116,7 +109,7 @@ func startCluster(t *testing.T, root string) *env {
 		}
 		t.Logf("cluster: torn down in %v; no process, mount, cgroup, namespace or host path left", time.Since(began).Round(100*time.Millisecond))
 	})
-	return &env{Cluster: c, root: root, bin: bin, ctx: ctx}
+	return &env{Cluster: c, root: root, bin: bin, ctx: ctx, pub: pub}
 }
 
 // run runs a command with the cluster's admin kubeconfig and a private
@@ -193,24 +186,20 @@ func (e *env) installCertManager(t *testing.T) {
 	})
 }
 
-// helmInstallArgs install the chart with the image built here.
-func helmInstallArgs() []string {
-	i := strings.LastIndex(webhookImage, ":")
-	repo, tag := webhookImage[:i], webhookImage[i+1:]
-	return []string{"--namespace", releaseNS, "--set", "image.repository=" + repo, "--set", "image.tag=" + tag,
-		"--wait", "--timeout", "5m"}
-}
-
-// install installs the chart as docs/install.md says (its namespace under
-// the restricted Pod Security Standard) and waits until the API server
-// calls the webhook through its Service: both replicas Ready behind it and
-// the CA injected.
+// install installs the first release as docs/install.md says (its
+// namespace under the restricted Pod Security Standard; the chart from the
+// registry, no value set) and waits until the API server calls the webhook
+// through its Service: both replicas Ready behind it, running the
+// release's image, and the CA injected.
 func (e *env) install(t *testing.T) {
 	t.Helper()
 	e.kubectl(t, "create", "namespace", releaseNS)
 	e.kubectl(t, "label", "namespace", releaseNS, "pod-security.kubernetes.io/enforce=restricted")
-	e.helm(t, append([]string{"install", release, render.ChartDir}, helmInstallArgs()...)...)
+	e.helm(t, "install", release, e.pub.chart(), "--version", e.pub.first.ChartVersion, "--plain-http",
+		"--namespace", releaseNS, "--wait", "--timeout", "5m")
 	e.waitWebhookReady(t, 2)
+	e.checkRunsRelease(t, e.pub.first)
+	summary.install.Store("oci")
 	e.waitProxied(t)
 	e.waitFor(t, "the CA bundle in the webhook configuration", 2*time.Minute, func(ctx context.Context) (bool, error) {
 		list, err := e.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release})

@@ -18,8 +18,11 @@ var summary struct {
 	// tokenPolicy is "enforced" once a hand-written volume for a forbidden
 	// audience was refused while an injected pod beside it ran.
 	tokenPolicy atomic.Value
-	upgrade     phase
-	eviction    phase
+	// install is "oci" once the webhook ran the release helm installed
+	// from the registry, its image pulled by digest by containerd.
+	install  atomic.Value
+	upgrade  phase
+	eviction phase
 }
 
 // phase is one load scenario's outcome. A phase that did not run to its
@@ -56,7 +59,12 @@ func summaryLine() (string, bool) {
 	if tokenPolicy == "" {
 		tokenPolicy = "unchecked"
 	}
+	install, _ := summary.install.Load().(string)
+	if install == "" {
+		install = "unchecked"
+	}
 	fields := []string{
+		"install=" + install,
 		fmt.Sprintf("pods_running=%d", summary.podsRunning.Load()),
 		fmt.Sprintf("tokens_verified=%d", summary.tokensVerified.Load()),
 		fmt.Sprintf("reviews_checked=%d", summary.reviewsChecked.Load()),
@@ -65,5 +73,5 @@ func summaryLine() (string, bool) {
 		"upgrade_failed_creations=" + summary.upgrade.String(),
 		"eviction_failed_creations=" + summary.eviction.String(),
 	}
-	return "cluster: " + strings.Join(fields, " "), summary.upgrade.ok() && summary.eviction.ok() && path == "clusterip" && tokenPolicy == "enforced"
+	return "cluster: " + strings.Join(fields, " "), install == "oci" && summary.upgrade.ok() && summary.eviction.ok() && path == "clusterip" && tokenPolicy == "enforced"
 }

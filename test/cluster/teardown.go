@@ -91,6 +91,9 @@ func (c *Cluster) stop() error {
 	if c.proxy != nil {
 		errs = append(errs, c.proxy.close())
 	}
+	if c.registry != nil {
+		errs = append(errs, c.registry.close())
+	}
 	if c.ns != nil {
 		errs = append(errs, c.ns.delete())
 	}

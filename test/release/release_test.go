@@ -11,10 +11,7 @@ package release
 
 import (
 	"context"
-	"crypto/elliptic"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,33 +19,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
-	"github.com/token-projector/token-projector/internal/image"
 	"github.com/token-projector/token-projector/internal/release"
+	"github.com/token-projector/token-projector/test/publish"
 	"github.com/token-projector/token-projector/test/render"
 	"github.com/token-projector/token-projector/test/testenv"
 )
 
 const version = "v0.0.1-test.1"
-
-// keyPair writes a cosign-format key pair (the private key encrypted with
-// COSIGN_PASSWORD, as cosign generate-key-pair writes it) into dir.
-func keyPair(t *testing.T, dir, password string) (priv, pub string) {
-	t.Helper()
-	privPEM, pubPEM, err := cryptoutils.GeneratePEMEncodedECDSAKeyPair(elliptic.P256(), cryptoutils.StaticPasswordFunc([]byte(password)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, pub = filepath.Join(dir, "cosign.key"), filepath.Join(dir, "cosign.pub")
-	if err := os.WriteFile(priv, privPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pub, pubPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return priv, pub
-}
 
 func TestRelease(t *testing.T) {
 	root, err := testenv.RepoRoot()
@@ -61,26 +39,10 @@ func TestRelease(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	host := serveRegistry(t)
-	keys := t.TempDir()
-	t.Setenv("COSIGN_PASSWORD", "release-test")
-	privKey, pubKey := keyPair(t, keys, "release-test")
-	signer, err := release.LoadKeySigner(privKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	res, err := release.Run(ctx, release.Config{
-		Root: root, Version: version, Registry: host + "/tp", Base: image.LocalBase,
-		SourceURL: "https://example.com/token-projector", Helm: helm, Signer: signer, Out: out,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	verifier, err := release.LoadVerifier(pubKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host := publish.Serve(t, publish.NewRegistry())
+	p := publish.NewPublisher(t, root, helm, host+"/tp")
+	res := p.Release(ctx, t, version)
+	verifier := p.Verifier(t)
 
 	t.Run("index", func(t *testing.T) { checkIndex(t, root, res) })
 	t.Run("binaries", func(t *testing.T) { checkBinaries(t, res) })
