@@ -78,22 +78,79 @@ func (d *decodedPod) of(raw []byte) bool {
 	return len(raw) > 0 && len(raw) == len(d.raw) && &raw[0] == &d.raw[0]
 }
 
-// podFields are the fields of a pod the handler reads: its metadata
-// (screening, the log line, Events), and what mutate.Mutate and the patch
-// read of its spec (the account fields, the volumes, each container's and
-// init container's name, volume mounts and, for a pod that asks for
+// podFields are the fields of a pod the handler reads: of its metadata
+// (metaIn) what screening, the log line and Events read, and what
+// mutate.Mutate and the patch read of its spec (the account fields, the
+// volumes' names and the token volume whole, each container's and init
+// container's name, volume mounts and, for a pod that asks for
 // token-file-env, env). Every other field is skipped by the decoder instead
 // of being built: half the cost of decoding a 5 KB pod.
 // TestPodFieldsAreWhatMutateReads keeps this list in step with pkg/mutate.
 type podFields struct {
-	Metadata metav1.ObjectMeta `json:"metadata"`
+	Metadata metaIn `json:"metadata"`
 	Spec     struct {
-		Volumes                  []corev1.Volume   `json:"volumes"`
+		Volumes                  []volumeIn        `json:"volumes"`
 		InitContainers           []containerFields `json:"initContainers"`
 		Containers               []containerFields `json:"containers"`
 		ServiceAccountName       string            `json:"serviceAccountName"`
 		DeprecatedServiceAccount string            `json:"serviceAccount"`
 	} `json:"spec"`
+}
+
+// metaIn is the metadata the handler reads of a pod: its names (the log
+// line, a denial's Event, the namespace check) and its labels and
+// annotations. Owner references, managed fields (kube-apiserver sends a
+// created pod's), timestamps and the rest are skipped, not built.
+type metaIn struct {
+	Name         string            `json:"name"`
+	GenerateName string            `json:"generateName"`
+	Namespace    string            `json:"namespace"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+}
+
+// volumeIn is a pod's volume as the handler reads it: its name, and the
+// whole volume only if it is the token volume (mutate.VolumeName), which
+// mutate compares with the one it would add. The others count only by
+// name: decoding each whole (the kube-api-access volume alone is a
+// projection of three sources) was a sixth of an admission's allocations.
+type volumeIn struct {
+	name  string
+	whole *corev1.Volume
+}
+
+// volumeName is the one member of a volume decoded for every volume.
+type volumeName struct {
+	Name string `json:"name"`
+}
+
+// UnmarshalJSONFrom is onePass's read: the value, checked by the decoder,
+// read for its name, and whole when it is the token volume.
+func (v *volumeIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+	b, err := dec.ReadValue()
+	if err != nil {
+		return err
+	}
+	return v.read(b, unmarshalV2)
+}
+
+// UnmarshalJSON is decodePod's read (sigs.k8s.io/json, which checked the
+// whole object first).
+func (v *volumeIn) UnmarshalJSON(b []byte) error {
+	return v.read(b, unmarshalCaseSensitive)
+}
+
+func (v *volumeIn) read(b []byte, decode func([]byte, any) error) error {
+	var n volumeName
+	if err := decode(b, &n); err != nil {
+		return err
+	}
+	v.name = n.Name
+	if n.Name != mutate.VolumeName {
+		return nil
+	}
+	v.whole = &corev1.Volume{}
+	return decode(b, v.whole)
 }
 
 type containerFields struct {
@@ -161,14 +218,34 @@ func unmarshalCaseSensitive(b []byte, v any) error {
 
 // pod is a Pod holding the fields read.
 func (f *podFields) pod() *corev1.Pod {
-	pod := &corev1.Pod{ObjectMeta: f.Metadata, Spec: corev1.PodSpec{
-		Volumes:                  f.Spec.Volumes,
+	m := &f.Metadata
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{
+		Name: m.Name, GenerateName: m.GenerateName, Namespace: m.Namespace, Labels: m.Labels, Annotations: m.Annotations,
+	}, Spec: corev1.PodSpec{
+		Volumes:                  volumes(f.Spec.Volumes),
 		InitContainers:           containers(f.Spec.InitContainers),
 		Containers:               containers(f.Spec.Containers),
 		ServiceAccountName:       f.Spec.ServiceAccountName,
 		DeprecatedServiceAccount: f.Spec.DeprecatedServiceAccount,
 	}}
 	return pod
+}
+
+// volumes are the volumes read: the token volume whole, the others by
+// name.
+func volumes(vs []volumeIn) []corev1.Volume {
+	if vs == nil {
+		return nil
+	}
+	out := make([]corev1.Volume, len(vs))
+	for i, v := range vs {
+		if v.whole != nil {
+			out[i] = *v.whole
+		} else {
+			out[i].Name = v.name
+		}
+	}
+	return out
 }
 
 func containers(fs []containerFields) []corev1.Container {

@@ -6,6 +6,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
@@ -17,7 +19,8 @@ import (
 // for a pod asking for token-file-env), and checks that
 // mutate.Mutate and the patch come out the same: if pkg/mutate starts
 // reading a field podFields leaves out, a golden case that uses it fails
-// here.
+// here. The metadata read is the names, labels and annotations; the volumes
+// read are every volume's name and the token volume whole.
 func TestPodFieldsAreWhatMutateReads(t *testing.T) {
 	raws := map[string][]byte{}
 	for name, pod := range GoldenPods(t) {
@@ -48,8 +51,22 @@ func TestPodFieldsAreWhatMutateReads(t *testing.T) {
 			if diff := cmp.Diff(want.Changes.JSONPatch(&whole), got.Changes.JSONPatch(read)); diff != "" {
 				t.Errorf("patch differs (-whole +read fields):\n%s", diff)
 			}
-			if diff := cmp.Diff(whole.ObjectMeta, read.ObjectMeta); diff != "" {
-				t.Errorf("metadata differs (-whole +read fields):\n%s", diff)
+			m := whole.ObjectMeta
+			readMeta := metav1.ObjectMeta{Name: m.Name, GenerateName: m.GenerateName, Namespace: m.Namespace, Labels: m.Labels, Annotations: m.Annotations}
+			if diff := cmp.Diff(readMeta, read.ObjectMeta); diff != "" {
+				t.Errorf("metadata differs (-whole's names, labels and annotations +read fields):\n%s", diff)
+			}
+			if len(read.Spec.Volumes) != len(whole.Spec.Volumes) {
+				t.Fatalf("%d volumes read, the pod has %d", len(read.Spec.Volumes), len(whole.Spec.Volumes))
+			}
+			for i, v := range read.Spec.Volumes {
+				want := corev1.Volume{Name: whole.Spec.Volumes[i].Name}
+				if v.Name == mutate.VolumeName {
+					want = whole.Spec.Volumes[i]
+				}
+				if !equality.Semantic.DeepEqual(want, v) {
+					t.Errorf("volume %d read as %+v, want %+v (the token volume whole, the others by name)", i, v, want)
+				}
 			}
 		})
 	}

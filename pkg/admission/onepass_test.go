@@ -99,7 +99,7 @@ func FuzzReviewDecode(f *testing.F) {
 // included, is decoded from the request.
 func TestRequestPodTakesOnlyItsOwnBytes(t *testing.T) {
 	raw := []byte(`{"metadata":{"name":"from-bytes"}}`)
-	ctx := withDecodedPod(context.Background(), raw, &podFields{Metadata: metav1.ObjectMeta{Name: "from-the-pass"}})
+	ctx := withDecodedPod(context.Background(), raw, &podFields{Metadata: metaIn{Name: "from-the-pass"}})
 	for _, tc := range []struct {
 		name string
 		raw  []byte

@@ -75,6 +75,10 @@ func seedReviews(t *testing.T) map[string][]byte {
 		return `{"metadata":{"annotations":{"token-projector.io/audience":"vault","token-projector.io/token-file-env":"vault=VAULT_TOKEN_FILE"}},` +
 			`"spec":{"containers":[{"name":"app","env":` + env + `},{"name":"sidecar"}]}}`
 	}
+	// A pod asking for a token whose volumes are volumes.
+	withVolumes := func(volumes string) string {
+		return `{"metadata":{"annotations":{"token-projector.io/audience":"vault"}},"spec":{"containers":[{"name":"app"}],"volumes":` + volumes + `}}`
+	}
 	// The same pod with its annotations after its spec, as a client may
 	// order them: env is decoded only once the annotation has been read.
 	specFirst := func(env, annotations string) string {
@@ -90,7 +94,15 @@ func seedReviews(t *testing.T) map[string][]byte {
 		"env-not-asked-wrong-types":  reviewBody("v1", "u33", fuzzOptedIn, "CREATE", podKind, specFirst(`[{"name":7,"valueFrom":"x"}]`, ""), ""),
 		"env-spaced": []byte(strings.Replace(string(reviewBody("v1", "u34", fuzzOptedIn, "CREATE", podKind,
 			specFirst(`[{"name":"VAULT_TOKEN_FILE","value":"/x"}]`, asksEnv), "")), `"env":`, "\"env\" \t\r\n: \n ", 1)),
-		"env-null":                  reviewBody("v1", "u23", fuzzOptedIn, "CREATE", podKind, withEnv(`null`), ""),
+		"env-null": reviewBody("v1", "u23", fuzzOptedIn, "CREATE", podKind, withEnv(`null`), ""),
+		// Volumes: read by name, the token volume whole, whatever the
+		// order of their members.
+		"volume-name-last":          reviewBody("v1", "u35", fuzzOptedIn, "CREATE", podKind, withVolumes(`[{"emptyDir":{},"name":"cache"}]`), ""),
+		"volume-ours-name-last":     reviewBody("v1", "u36", fuzzOptedIn, "CREATE", podKind, withVolumes(`[{"projected":{"sources":[{"serviceAccountToken":{"audience":"vault","expirationSeconds":3600,"path":"vault-token"}}],"defaultMode":420},"name":"token-projector"}]`), ""),
+		"volume-ours-not-an-object": reviewBody("v1", "u37", fuzzOptedIn, "CREATE", podKind, withVolumes(`[{"name":"token-projector","projected":7}]`), ""),
+		"volume-other-wrong-types":  reviewBody("v1", "u38", fuzzOptedIn, "CREATE", podKind, withVolumes(`[{"name":"cache","configMap":"x"},null]`), ""),
+		"volume-duplicate-name":     reviewBody("v1", "u39", fuzzOptedIn, "CREATE", podKind, withVolumes(`[{"name":"cache","name":"token-projector"}]`), ""),
+		"volume-capitalised-name":   reviewBody("v1", "u40", fuzzOptedIn, "CREATE", podKind, withVolumes(`[{"Name":"token-projector","projected":{}}]`), ""),
 		"env-ours-value-from-null":  reviewBody("v1", "u24", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"name":"VAULT_TOKEN_FILE","value":"/var/run/secrets/tokens/vault-token","valueFrom":null}]`), ""),
 		"env-capitalised-name":      reviewBody("v1", "u25", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"Name":"VAULT_TOKEN_FILE","value":"/x"}]`), ""),
 		"env-duplicate-name":        reviewBody("v1", "u26", fuzzOptedIn, "CREATE", podKind, withEnv(`[{"name":"OTHER","name":"VAULT_TOKEN_FILE","value":"/x"}]`), ""),

@@ -244,18 +244,20 @@ func lifetimeDiffers(spec *Spec, secs int64) error {
 }
 
 func planMount(ctr *corev1.Container, want corev1.VolumeMount) (bool, error) {
-	field := fmt.Sprintf("containers[%s].volumeMounts", ctr.Name)
+	// Only for an error: formatted for every container, it was an
+	// allocation per container on every admission.
+	field := func() string { return fmt.Sprintf("containers[%s].volumeMounts", ctr.Name) }
 	for _, m := range ctr.VolumeMounts {
 		switch {
 		case m.Name == VolumeName && equality.Semantic.DeepEqual(m, want):
 			return false, nil
 		case m.Name == VolumeName:
-			return false, invalid(field, m.MountPath,
+			return false, invalid(field(), m.MountPath,
 				"a mount of volume %s exactly as this webhook makes it (read-only at %s), or none", VolumeName, want.MountPath)
 		// Compared as the kubelet mounts them: /var/run/secrets/tokens/
 		// is the directory our mount (always clean) would cover.
 		case path.Clean(m.MountPath) == want.MountPath:
-			return false, invalid(field, m.MountPath,
+			return false, invalid(field(), m.MountPath,
 				"a mount path free for the token volume; volume %s is already mounted there (set %s to another directory)", m.Name, AnnotationMountPath)
 		}
 	}
