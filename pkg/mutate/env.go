@@ -238,7 +238,7 @@ func envOps(pod *corev1.Pod, adds []Env) []jsonpatch.JsonPatchOperation {
 	ops := make([]jsonpatch.JsonPatchOperation, 0, len(adds))
 	added := map[ContainerRef]int{}
 	for _, e := range adds {
-		base := containerPath(e.Container) + "/env"
+		base := containerPath(e.Container, "/env")
 		k := added[e.Container]
 		if k == 0 && len(container(pod, e.Container).Env) == 0 {
 			ops = append(ops, jsonpatch.NewOperation("add", base, []any{e.Var}))
@@ -250,12 +250,13 @@ func envOps(pod *corev1.Pod, adds []Env) []jsonpatch.JsonPatchOperation {
 	return ops
 }
 
-// containerPath is the JSON Pointer of a container.
-func containerPath(ref ContainerRef) string {
+// containerPath is the JSON Pointer of a container, followed by rest (one
+// string built, not one per part).
+func containerPath(ref ContainerRef, rest string) string {
 	if ref.Init {
-		return "/spec/initContainers/" + strconv.Itoa(ref.Index)
+		return "/spec/initContainers/" + strconv.Itoa(ref.Index) + rest
 	}
-	return "/spec/containers/" + strconv.Itoa(ref.Index)
+	return "/spec/containers/" + strconv.Itoa(ref.Index) + rest
 }
 
 // tokenFileEnvStatus is what the status annotation records of the

@@ -18,8 +18,11 @@ func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		ops = append(ops, appendOp("/spec/volumes", len(pod.Spec.Volumes), *c.Volume))
 	}
 	for _, m := range c.Mounts {
-		base := containerPath(m.Container) + "/volumeMounts"
-		ops = append(ops, appendOp(base, len(container(pod, m.Container).VolumeMounts), m.Mount))
+		if len(container(pod, m.Container).VolumeMounts) == 0 {
+			ops = append(ops, jsonpatch.NewOperation("add", containerPath(m.Container, "/volumeMounts"), []any{m.Mount}))
+		} else {
+			ops = append(ops, jsonpatch.NewOperation("add", containerPath(m.Container, "/volumeMounts/-"), m.Mount))
+		}
 	}
 	ops = append(ops, envOps(pod, c.Env)...)
 	if c.ServiceAccountName != "" {
@@ -32,7 +35,7 @@ func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		if len(pod.Annotations) == 0 {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{AnnotationStatus: c.Status}))
 		} else {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(AnnotationStatus), c.Status))
+			ops = append(ops, jsonpatch.NewOperation("add", statusPath, c.Status))
 		}
 	}
 	if c.Expiration != "" {
@@ -41,7 +44,7 @@ func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		if len(pod.Annotations) == 0 && c.Status == "" {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]string{AnnotationExpiration: c.Expiration}))
 		} else {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+escape(AnnotationExpiration), c.Expiration))
+			ops = append(ops, jsonpatch.NewOperation("add", expirationPath, c.Expiration))
 		}
 	}
 	if c.Label {
@@ -50,11 +53,19 @@ func (c *Changes) JSONPatch(pod *corev1.Pod) []jsonpatch.JsonPatchOperation {
 		if len(pod.Labels) == 0 {
 			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/labels", map[string]string{LabelInjected: InjectedTrue}))
 		} else {
-			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/labels/"+escape(LabelInjected), InjectedTrue))
+			ops = append(ops, jsonpatch.NewOperation("add", injectedPath, InjectedTrue))
 		}
 	}
 	return ops
 }
+
+// The paths of the annotations and the label the patch adds to existing
+// maps, escaped once rather than on every admission.
+var (
+	statusPath     = "/metadata/annotations/" + escape(AnnotationStatus)
+	expirationPath = "/metadata/annotations/" + escape(AnnotationExpiration)
+	injectedPath   = "/metadata/labels/" + escape(LabelInjected)
+)
 
 // appendOp appends value to the array at path, creating the array when the
 // pod has none (absent, null or empty: "add" on the array path replaces
