@@ -86,11 +86,14 @@ func ServiceAccountSubjects(obj client.Object) []string {
 	var keys []string
 	for _, s := range subjects {
 		if ns, name, ok := SubjectAccount(s, obj.GetNamespace()); ok {
-			keys = append(keys, ns+"/"+name)
+			keys = append(keys, subjectKey(ns, name))
 		}
 	}
 	return keys
 }
+
+// subjectKey is the IndexServiceAccountSubject key of an account.
+func subjectKey(namespace, name string) string { return namespace + "/" + name }
 
 // BoundError is an account the webhook would create that bindings it did
 // not write already name as a subject: created, it would get their rights.
@@ -151,7 +154,7 @@ func (e *Ensurer) indexedBindings(ctx context.Context, namespace, serviceAccount
 	if e.Bindings == nil {
 		return nil, nil
 	}
-	key := client.MatchingFields{IndexServiceAccountSubject: namespace + "/" + serviceAccount}
+	key := client.MatchingFields{IndexServiceAccountSubject: subjectKey(namespace, serviceAccount)}
 	var found []string
 	var rbs rbacv1.RoleBindingList
 	if err := e.Bindings.List(ctx, &rbs, key); err != nil {
@@ -191,14 +194,13 @@ func (e *Ensurer) liveBindings(ctx context.Context, namespace, serviceAccount st
 	if err := e.Live.List(ctx, &rbs, client.InNamespace(namespace), client.MatchingLabelsSelector{Selector: NotOurs()}); err != nil {
 		return nil, fmt.Errorf("%s: %w", doing, err)
 	}
+	// The index's own key function, so that the live check and the cache
+	// agree on which bindings name the account.
+	key := subjectKey(namespace, serviceAccount)
 	var found []string
 	for i := range rbs.Items {
-		rb := &rbs.Items[i]
-		for _, s := range rb.Subjects {
-			if ns, name, ok := SubjectAccount(s, rb.Namespace); ok && ns == namespace && name == serviceAccount {
-				found = append(found, describeRoleBinding(rb))
-				break
-			}
+		if rb := &rbs.Items[i]; slices.Contains(ServiceAccountSubjects(rb), key) {
+			found = append(found, describeRoleBinding(rb))
 		}
 	}
 	return found, nil
