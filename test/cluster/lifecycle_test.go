@@ -45,7 +45,7 @@ func testUpgrade(t *testing.T, e *env) {
 	l := startLoad(t, e.ctx, e.Client, loadNS)
 	l.waitCreated(t, e, 20)
 	leaders := e.watchLeaders(t)
-	e.helm(t, "upgrade", release, e.pub.chart(), "--version", e.pub.second.ChartVersion, "--plain-http",
+	e.helm(t, "upgrade", release, e.pub.chart, "--version", e.pub.second.ChartVersion, "--plain-http",
 		"--namespace", releaseNS, "--wait", "--timeout", "5m")
 	e.waitWebhookReady(t, 2)
 	e.checkRunsRelease(t, e.pub.second)

@@ -32,12 +32,10 @@ const (
 type releases struct {
 	handler       http.Handler
 	registry      string // host:port
+	chart         string // the chart's reference, as docs/install.md gives it
 	first, second *tprelease.Result
 	pulls         pulls
 }
-
-// chart is the chart's reference, as docs/install.md gives it.
-func (r *releases) chart() string { return "oci://" + r.registry + "/tp/charts/token-projector" }
 
 // publishReleases releases the working tree twice and checks, as an admin
 // does before installing (docs/install.md), that the images and charts
@@ -53,6 +51,7 @@ func publishReleases(t *testing.T, root string) *releases {
 	r := &releases{handler: publish.NewRegistry()}
 	r.registry = publish.Serve(t, r.handler)
 	p := publish.NewPublisher(t, root, helm, r.registry+"/tp")
+	r.chart = p.Chart(t)
 	began := time.Now()
 	r.first = p.Release(ctx, t, firstVersion)
 	r.second = p.Release(ctx, t, secondVersion)

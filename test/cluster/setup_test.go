@@ -195,7 +195,7 @@ func (e *env) install(t *testing.T) {
 	t.Helper()
 	e.kubectl(t, "create", "namespace", releaseNS)
 	e.kubectl(t, "label", "namespace", releaseNS, "pod-security.kubernetes.io/enforce=restricted")
-	e.helm(t, "install", release, e.pub.chart(), "--version", e.pub.first.ChartVersion, "--plain-http",
+	e.helm(t, "install", release, e.pub.chart, "--version", e.pub.first.ChartVersion, "--plain-http",
 		"--namespace", releaseNS, "--wait", "--timeout", "5m")
 	e.waitWebhookReady(t, 2)
 	e.checkRunsRelease(t, e.pub.first)

@@ -95,6 +95,17 @@ func (p *Publisher) Release(ctx context.Context, t testing.TB, version string) *
 	return res
 }
 
+// Chart is the releases' chart as helm installs it:
+// oci://<Registry>/charts/token-projector (release.ChartRepository).
+func (p *Publisher) Chart(t testing.TB) string {
+	t.Helper()
+	repo, err := release.ChartRepository(p.Registry, "token-projector")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "oci://" + repo.Name()
+}
+
 // Verifier is the release key's verifier, as cosign verify --key loads it.
 func (p *Publisher) Verifier(t testing.TB) signature.Verifier {
 	t.Helper()

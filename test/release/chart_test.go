@@ -11,8 +11,7 @@ import (
 
 // checkChart: helm templates the chart straight from the registry, at the
 // release's version, and it runs the image by the index's digest.
-func checkChart(t *testing.T, helm, host string, res *release.Result) {
-	ref := "oci://" + host + "/tp/charts/token-projector"
+func checkChart(t *testing.T, helm, ref string, res *release.Result) {
 	out, err := exec.CommandContext(context.Background(), helm, "template", "token-projector", ref,
 		"--version", res.ChartVersion, "--plain-http", "--namespace", "token-projector-system").CombinedOutput()
 	if err != nil {

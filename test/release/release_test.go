@@ -47,8 +47,8 @@ func TestRelease(t *testing.T) {
 	t.Run("index", func(t *testing.T) { checkIndex(t, root, res) })
 	t.Run("binaries", func(t *testing.T) { checkBinaries(t, res) })
 	t.Run("sbom", func(t *testing.T) { checkSBOMs(t, res) })
-	t.Run("signatures", func(t *testing.T) { checkSignatures(ctx, t, res, verifier, host) })
-	t.Run("chart", func(t *testing.T) { checkChart(t, helm, host, res) })
+	t.Run("signatures", func(t *testing.T) { checkSignatures(ctx, t, res, verifier) })
+	t.Run("chart", func(t *testing.T) { checkChart(t, helm, p.Chart(t), res) })
 	t.Run("reproducible", func(t *testing.T) { checkReproducible(ctx, t, root, res) })
 }
 

@@ -20,7 +20,7 @@ import (
 // checkSignatures: the index and the chart verify with the release's
 // public key; an image pushed unsigned, one signed with another key, and
 // the release checked against another key do not.
-func checkSignatures(ctx context.Context, t *testing.T, res *release.Result, v signature.Verifier, host string) {
+func checkSignatures(ctx context.Context, t *testing.T, res *release.Result, v signature.Verifier) {
 	for _, d := range []name.Digest{res.Index, res.Chart} {
 		if err := release.Verify(ctx, d, v); err != nil {
 			t.Errorf("%s: %v", d, err)
@@ -38,11 +38,11 @@ func checkSignatures(ctx context.Context, t *testing.T, res *release.Result, v s
 		t.Error("the index verifies with a key that did not sign it")
 	}
 
-	unsigned := push(t, host+"/tp/token-projector:unsigned")
+	unsigned := push(t, res.Index.Context().Tag("unsigned"))
 	if err := release.Verify(ctx, unsigned, v); err == nil {
 		t.Error("an image pushed unsigned verifies")
 	}
-	byOther := push(t, host+"/tp/token-projector:other-key")
+	byOther := push(t, res.Index.Context().Tag("other-key"))
 	if err := (&release.KeySigner{Signer: otherSigner}).Sign(ctx, byOther); err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func checkSignatures(ctx context.Context, t *testing.T, res *release.Result, v s
 	}
 	// A valid signature of the index, copied to another image, names the
 	// index's digest, not that image's.
-	copied := push(t, host+"/tp/token-projector:copied")
+	copied := push(t, res.Index.Context().Tag("copied"))
 	sig, err := remote.Image(sigTag(res.Index))
 	if err != nil {
 		t.Fatal(err)
@@ -72,14 +72,11 @@ func sigTag(d name.Digest) name.Tag {
 	return d.Context().Tag(strings.Replace(d.DigestStr(), ":", "-", 1) + ".sig")
 }
 
-// push pushes a random image to ref and returns it by digest.
-func push(t *testing.T, ref string) name.Digest {
+// push pushes a random image to tag, beside the release's index, and
+// returns it by digest.
+func push(t *testing.T, tag name.Tag) name.Digest {
 	t.Helper()
 	img, err := random.Image(64, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tag, err := name.NewTag(ref)
 	if err != nil {
 		t.Fatal(err)
 	}
