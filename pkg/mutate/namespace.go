@@ -8,12 +8,13 @@ import (
 )
 
 // ForNamespace narrows c, the webhook's flags, by the policy annotations of
-// the Namespace name (NamespacePolicyAnnotations). Namespaces are cluster-scoped, so these are
-// set by whoever may update the Namespace, not by pod authors; they only
-// narrow: an audience must match both lists, the maximum is the smaller of
-// the two, and a namespace maximum above the flag's is ignored with a
-// warning; the allowed service accounts bound what every pod may name. Without a default of its own, a namespace whose maximum is below
-// --default-expiration gets that maximum as its default.
+// the Namespace name (NamespacePolicyAnnotations). Namespaces are
+// cluster-scoped, so these are set by whoever may update the Namespace, not
+// by pod authors; they only narrow: an audience must match both lists, the
+// maximum is the smaller of the two, and a namespace maximum above the
+// flag's is ignored with a warning; the allowed service accounts bound what
+// every pod may name. Without a default of its own, a namespace whose
+// maximum is below --default-expiration gets that maximum as its default.
 //
 // A malformed annotation is an *InvalidError naming the namespace, the
 // annotation, its value and what is accepted: the caller denies the pod
