@@ -48,7 +48,12 @@ func benchHandler(b *testing.B, nsAnnotations map[string]string) (*tpadmission.P
 		Namespaces: cache,
 		Ensurer:    &rbac.Ensurer{Cache: cache, Live: cache, Writer: fake.NewClientBuilder().Build()},
 	}
-	return h, logf.IntoContext(context.Background(), zap.New(zap.WriteTo(io.Discard)))
+	// The framework's Handle logs through logf.Log, as the webhook's main
+	// sets it: the production zap logger (JSON, sampled), here to
+	// io.Discard. A test run first in the same binary may have set it
+	// already; the first logger set wins.
+	logf.SetLogger(zap.New(zap.WriteTo(io.Discard)))
+	return h, context.Background()
 }
 
 // benchCase is one kind of warm admission: what the pod and its namespace

@@ -190,3 +190,10 @@ func TestEnvOnlyWhenAsked(t *testing.T) {
 		sameAsFramework(t, body)
 	}
 }
+
+// pod is a Pod holding the fields read.
+func (f *podFields) pod() *corev1.Pod {
+	pod := &corev1.Pod{}
+	f.into(pod)
+	return pod
+}
