@@ -87,6 +87,8 @@ func (d *decodedPod) of(raw []byte) bool {
 // of being built: half the cost of decoding a 5 KB pod.
 // TestPodFieldsAreWhatMutateReads keeps this list in step with pkg/mutate.
 type podFields struct {
+	// body is the review onePass reads the pod from (readFrom).
+	body     []byte
 	Metadata metaIn `json:"metadata"`
 	Spec     struct {
 		Volumes                  []volumeIn        `json:"volumes"`
@@ -124,14 +126,21 @@ type volumeName struct {
 	Name string `json:"name"`
 }
 
-// UnmarshalJSONFrom is onePass's read: the value, checked by the decoder,
-// read for its name, and whole when it is the token volume.
-func (v *volumeIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
-	b, err := dec.ReadValue()
-	if err != nil {
+// readFrom is onePass's read: the value read for its name alone, and
+// decoded whole, from its bytes in body, when it is the token volume.
+func (v *volumeIn) readFrom(dec *jsontext.Decoder, body []byte) error {
+	start := dec.InputOffset() // just after the '[' or the volume before
+	err := readObject(dec, func(dec *jsontext.Decoder, name []byte) error {
+		if string(name) == "name" {
+			return readString(dec, &v.name)
+		}
+		return dec.SkipValue()
+	})
+	if err != nil || v.name != mutate.VolumeName {
 		return err
 	}
-	return v.read(b, unmarshalV2)
+	v.whole = &corev1.Volume{}
+	return unmarshalV2(valueAt(body, start, dec.InputOffset()), v.whole)
 }
 
 // UnmarshalJSON is decodePod's read (sigs.k8s.io/json, which checked the

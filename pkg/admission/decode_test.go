@@ -2,6 +2,9 @@ package admission
 
 import (
 	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -69,5 +72,19 @@ func TestPodFieldsAreWhatMutateReads(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadMountKnowsEveryField fails when corev1.VolumeMount gains a
+// member readMount does not read: it would be skipped, and the mount
+// compared or written without it.
+func TestReadMountKnowsEveryField(t *testing.T) {
+	var names []string
+	typ := reflect.TypeFor[corev1.VolumeMount]()
+	for i := range typ.NumField() {
+		names = append(names, strings.Split(typ.Field(i).Tag.Get("json"), ",")[0])
+	}
+	if !slices.Equal(names, mountMembers) {
+		t.Errorf("corev1.VolumeMount's members are %v; readMount reads %v", names, mountMembers)
 	}
 }

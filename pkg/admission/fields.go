@@ -6,6 +6,7 @@ import (
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // onePass reads a pod's fields (podFields, metaIn, containerFields) member
@@ -20,8 +21,10 @@ import (
 // errNotPlain refuses a member these readers leave to the framework.
 var errNotPlain = errors.New("not a pod member the one pass reads")
 
-// UnmarshalJSONFrom reads a pod: its metadata and spec, nothing else.
-func (f *podFields) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+// readFrom reads a pod, its metadata and spec, nothing else, from dec,
+// which reads body.
+func (f *podFields) readFrom(dec *jsontext.Decoder, body []byte) error {
+	f.body = body
 	return readObject(dec, func(dec *jsontext.Decoder, name []byte) error {
 		switch string(name) {
 		case "metadata":
@@ -53,11 +56,11 @@ func (f *podFields) specMember(dec *jsontext.Decoder, name []byte) error {
 	s := &f.Spec
 	switch string(name) {
 	case "volumes":
-		return readArray(dec, &s.Volumes, (*volumeIn).UnmarshalJSONFrom)
+		return readArray(dec, &s.Volumes, func(v *volumeIn, dec *jsontext.Decoder) error { return v.readFrom(dec, f.body) })
 	case "initContainers":
-		return readArray(dec, &s.InitContainers, (*containerFields).UnmarshalJSONFrom)
+		return readArray(dec, &s.InitContainers, (*containerFields).readFrom)
 	case "containers":
-		return readArray(dec, &s.Containers, (*containerFields).UnmarshalJSONFrom)
+		return readArray(dec, &s.Containers, (*containerFields).readFrom)
 	case "serviceAccountName":
 		return readString(dec, &s.ServiceAccountName)
 	case "serviceAccount":
@@ -66,16 +69,54 @@ func (f *podFields) specMember(dec *jsontext.Decoder, name []byte) error {
 	return dec.SkipValue()
 }
 
-// UnmarshalJSONFrom reads a container: its name, mounts and env.
-func (c *containerFields) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
+// readFrom reads a container: its name, mounts and env.
+func (c *containerFields) readFrom(dec *jsontext.Decoder) error {
 	return readObject(dec, func(dec *jsontext.Decoder, name []byte) error {
 		switch string(name) {
 		case "name":
 			return readString(dec, &c.Name)
 		case "volumeMounts":
-			return jsonv2.UnmarshalDecode(dec, &c.VolumeMounts)
+			return readArray(dec, &c.VolumeMounts, readMount)
 		case "env":
 			return c.Env.UnmarshalJSONFrom(dec)
+		}
+		return dec.SkipValue()
+	})
+}
+
+// mountMembers are the members of corev1.VolumeMount readMount reads
+// (TestReadMountKnowsEveryField fails when k8s.io/api adds one).
+var mountMembers = []string{"name", "readOnly", "recursiveReadOnly", "mountPath", "subPath", "mountPropagation", "subPathExpr", "bindMountOptions"}
+
+// readMount reads a volume mount: its strings and readOnly here, its
+// rarer members through v2.
+func readMount(m *corev1.VolumeMount, dec *jsontext.Decoder) error {
+	return readObject(dec, func(dec *jsontext.Decoder, name []byte) error {
+		switch string(name) {
+		case "name":
+			return readString(dec, &m.Name)
+		case "readOnly":
+			tok, err := dec.ReadToken()
+			if err != nil {
+				return err
+			}
+			if k := tok.Kind(); k != 't' && k != 'f' {
+				return errNotPlain
+			}
+			m.ReadOnly = tok.Bool()
+			return nil
+		case "mountPath":
+			return readString(dec, &m.MountPath)
+		case "subPath":
+			return readString(dec, &m.SubPath)
+		case "subPathExpr":
+			return readString(dec, &m.SubPathExpr)
+		case "recursiveReadOnly":
+			return jsonv2.UnmarshalDecode(dec, &m.RecursiveReadOnly)
+		case "mountPropagation":
+			return jsonv2.UnmarshalDecode(dec, &m.MountPropagation)
+		case "bindMountOptions":
+			return jsonv2.UnmarshalDecode(dec, &m.BindMountOptions)
 		}
 		return dec.SkipValue()
 	})

@@ -1,7 +1,9 @@
 package admission
 
 import (
+	"reflect"
 	"slices"
+	"sync/atomic"
 
 	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
@@ -22,12 +24,28 @@ func requestLogger(base logr.Logger, req *admission.Request) logr.Logger {
 	if req == nil || sink == nil {
 		return admission.DefaultLogConstructor(base, req)
 	}
-	// One frame more between the caller and the sink: ours.
-	if cd, ok := sink.(logr.CallDepthLogSink); ok {
-		sink = cd.WithCallDepth(1)
-	}
-	return base.WithSink(&requestValues{sink: sink, req: req})
+	return base.WithSink(&requestValues{sink: deeper(sink), req: req})
 }
+
+// deeper is sink with one frame more between the caller and it (ours),
+// made once per base sink: the framework gives every request the same,
+// and zapr makes each a clone of its zap.Logger.
+func deeper(sink logr.LogSink) logr.LogSink {
+	cd, ok := sink.(logr.CallDepthLogSink)
+	if !ok {
+		return sink
+	}
+	if d := lastDeeper.Load(); d != nil && reflect.TypeOf(sink).Comparable() && d.of == sink {
+		return d.sink
+	}
+	d := &deeperSink{of: sink, sink: cd.WithCallDepth(1)}
+	lastDeeper.Store(d)
+	return d.sink
+}
+
+type deeperSink struct{ of, sink logr.LogSink }
+
+var lastDeeper atomic.Pointer[deeperSink]
 
 // requestValues is a sink that puts the request's values, then those given
 // to WithValues since, before each line's own.

@@ -30,6 +30,10 @@ type Limiter interface {
 	Wait(ctx context.Context) error
 }
 
+// sharedRead is the option of a read from the cache without a copy (a
+// variable: a literal option list is an allocation per call).
+var sharedRead = []client.GetOption{client.UnsafeDisableDeepCopy}
+
 func namespaceMeta() *metav1.PartialObjectMetadata {
 	ns := &metav1.PartialObjectMetadata{}
 	ns.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Namespace"))
@@ -47,7 +51,10 @@ func labelledIn(ns *metav1.PartialObjectMetadata) bool {
 // cache may not have seen a label set a moment ago.
 func (h *PodHandler) optedIn(ctx context.Context, namespace string, start time.Time) (map[string]string, bool, error) {
 	ns := namespaceMeta()
-	err := h.Namespaces.Get(ctx, client.ObjectKey{Name: namespace}, ns)
+	// Shared with the cache, not copied: its labels and annotations are
+	// only read, here and by ForNamespace (a deep copy per admission was
+	// a sixth of the handler's allocations).
+	err := h.Namespaces.Get(ctx, client.ObjectKey{Name: namespace}, ns, sharedRead...)
 	switch {
 	case err == nil && labelledIn(ns):
 		return ns.Annotations, true, nil

@@ -159,7 +159,7 @@ func (o *objectIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	}
 	start := dec.InputOffset() // just after the name "object"
 	pod := &podFields{}
-	if err := pod.UnmarshalJSONFrom(dec); err != nil {
+	if err := pod.readFrom(dec, o.body); err != nil {
 		return err
 	}
 	// The env of a pod that asks for it, from its offsets: the annotation
@@ -176,10 +176,12 @@ func (o *objectIn) UnmarshalJSONFrom(dec *jsontext.Decoder) error {
 	return nil
 }
 
-// valueAt is the value between start, just after its name, and end in
-// body: between a name and its value JSON allows whitespace and one colon.
+// valueAt is the value between start, just after its name or the token
+// before it in an array, and end in body: JSON allows whitespace and a
+// colon between a name and its value, whitespace and a comma between
+// two elements.
 func valueAt(body []byte, start, end int64) []byte {
-	return bytes.TrimLeft(body[start:end], " \t\r\n:")
+	return bytes.TrimLeft(body[start:end], " \t\r\n:,")
 }
 
 // unmarshalV2 is onePass's decoder, for a value it had skipped.

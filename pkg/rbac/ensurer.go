@@ -124,6 +124,9 @@ type Ensurer struct {
 	// uncached are the objects the cache does not show that this Ensurer
 	// knows exist: lookup's second source.
 	uncached uncached
+	// memo holds the warm path's answers until an event of their
+	// namespace.
+	memo warmMemo
 	// now is the clock of uncached's expiries; nil is time.Now.
 	now func() time.Time
 }

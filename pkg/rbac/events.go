@@ -12,13 +12,20 @@ import (
 // CacheWait, ForeignMemory) ends that: the cache, which has then shown the
 // object or its deletion, is the truth from then on. Without it, an object
 // created here counts as present for CacheWait even if deleted meanwhile.
+//
+// Every event also drops the warm path's answers for the object's
+// namespace (warmMemo), which the Ensurer keeps only once it has been
+// asked for the handlers of all three kinds: the caller must add each to
+// its informer.
 func (e *Ensurer) CacheEventHandler(kind string) toolscache.ResourceEventHandler {
-	return cacheEvents{kind: kind, uncached: &e.uncached}
+	e.memo.informed(kind)
+	return cacheEvents{kind: kind, uncached: &e.uncached, memo: &e.memo}
 }
 
 type cacheEvents struct {
 	kind     string
 	uncached *uncached
+	memo     *warmMemo
 }
 
 func (h cacheEvents) OnAdd(obj any, _ bool) { h.deliver(obj) }
@@ -29,14 +36,19 @@ func (h cacheEvents) deliver(obj any) {
 	if tombstone, ok := obj.(toolscache.DeletedFinalStateUnknown); ok {
 		if _, isObject := tombstone.Obj.(metav1.Object); !isObject {
 			// Its object unknown: whatever of its name is held goes.
-			if namespace, name, err := toolscache.SplitMetaNamespaceKey(tombstone.Key); err == nil {
-				h.uncached.delivered(objectKey{h.kind, namespace, name}, "")
+			namespace, name, err := toolscache.SplitMetaNamespaceKey(tombstone.Key)
+			if err != nil {
+				h.memo.changedAll()
+				return
 			}
+			h.memo.changed(namespace)
+			h.uncached.delivered(objectKey{h.kind, namespace, name}, "")
 			return
 		}
 		obj = tombstone.Obj
 	}
 	if o, ok := obj.(metav1.Object); ok {
+		h.memo.changed(o.GetNamespace())
 		h.uncached.delivered(objectKey{h.kind, o.GetNamespace(), o.GetName()}, o.GetUID())
 	}
 }
