@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -86,5 +88,28 @@ func TestReadMountKnowsEveryField(t *testing.T) {
 	}
 	if !slices.Equal(names, mountMembers) {
 		t.Errorf("corev1.VolumeMount's members are %v; readMount reads %v", names, mountMembers)
+	}
+}
+
+// TestEnvelopeKnowsEveryField fails when admissionv1.AdmissionRequest,
+// authenticationv1.UserInfo or the kinds and resources in them gain a
+// member the one pass does not read.
+func TestEnvelopeKnowsEveryField(t *testing.T) {
+	for _, tc := range []struct {
+		typ  reflect.Type
+		read []string
+	}{
+		{reflect.TypeFor[admissionv1.AdmissionRequest](), requestMembers},
+		{reflect.TypeFor[authenticationv1.UserInfo](), userInfoMembers},
+		{reflect.TypeFor[metav1.GroupVersionKind](), []string{"group", "version", "kind"}},
+		{reflect.TypeFor[metav1.GroupVersionResource](), []string{"group", "version", "resource"}},
+	} {
+		var names []string
+		for i := range tc.typ.NumField() {
+			names = append(names, strings.Split(tc.typ.Field(i).Tag.Get("json"), ",")[0])
+		}
+		if !slices.Equal(names, tc.read) {
+			t.Errorf("%s's members are %v; the one pass reads %v", tc.typ, names, tc.read)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
@@ -75,46 +76,60 @@ func (wh *leanWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx = wh.withContext(ctx, r)
 	}
 	if r.Body == nil || r.Body == http.NoBody {
-		err := errors.New("request body is empty")
-		leanLog().Error(err, "bad request")
-		writeReview(w, admission.Errored(http.StatusBadRequest, err), nil)
+		refuse(w, http.StatusBadRequest, errors.New("request body is empty"), "bad request", nil)
 		return
 	}
 	defer r.Body.Close()
 	body, tooLarge, err := readBody(r)
 	defer releaseBody(body)
 	if err != nil {
-		leanLog().Error(err, "unable to read the body from the incoming request")
-		writeReview(w, admission.Errored(http.StatusBadRequest, err), nil)
+		refuse(w, http.StatusBadRequest, err, "unable to read the body from the incoming request", nil)
 		return
 	}
 	if tooLarge {
-		err := fmt.Errorf("request entity is too large; limit is %d bytes", maxRequestSize)
-		leanLog().Error(err, "unable to read the body from the incoming request; limit reached")
-		writeReview(w, admission.Errored(http.StatusRequestEntityTooLarge, err), nil)
+		refuse(w, http.StatusRequestEntityTooLarge, fmt.Errorf("request entity is too large; limit is %d bytes", maxRequestSize),
+			"unable to read the body from the incoming request; limit reached", nil)
 		return
 	}
 	if contentType := r.Header.Get("Content-Type"); contentType != "application/json" {
-		err := fmt.Errorf("contentType=%s, expected application/json", contentType)
-		leanLog().Error(err, "unable to process a request with unknown content type")
-		writeReview(w, admission.Errored(http.StatusBadRequest, err), nil)
+		refuse(w, http.StatusBadRequest, fmt.Errorf("contentType=%s, expected application/json", contentType),
+			"unable to process a request with unknown content type", nil)
 		return
 	}
 	req, pod, gvk, err := decodeReview(body, wh.pods)
-	if err != nil {
-		leanLog().Error(err, "unable to decode the request")
-		writeReview(w, admission.Errored(http.StatusBadRequest, err), nil)
-		return
+	switch {
+	case err != nil:
+		refuse(w, http.StatusBadRequest, err, "unable to decode the request", nil)
+	case req == nil:
+		refuse(w, http.StatusBadRequest, errNoRequest, "unable to decode the request", gvk)
+	default:
+		wh.answer(ctx, w, req, pod, gvk)
 	}
-	if req == nil {
-		leanLog().Error(errNoRequest, "unable to decode the request")
-		writeReview(w, admission.Errored(http.StatusBadRequest, errNoRequest), gvk)
-		return
-	}
+}
+
+// answer has the framework's Handle answer req and writes the answer. Apart
+// from ServeHTTP, so that the decode, the deepest calls of an admission,
+// runs under ServeHTTP's small frame rather than one with room for the
+// request and the answer: a goroutine's stack then grows less often (each
+// growth is a copy; they were 2 % of the webhook's CPU, make bench profile).
+//
+//go:noinline
+func (wh *leanWebhook) answer(ctx context.Context, w http.ResponseWriter, req *admission.Request, pod *podFields, gvk *schema.GroupVersionKind) {
 	if pod != nil {
 		ctx = withDecodedPod(ctx, req.Object.Raw, pod)
 	}
-	writeReview(w, wh.framework.Handle(ctx, *req), gvk)
+	resp := wh.framework.Handle(ctx, *req)
+	writeReview(w, resp, gvk)
+	releasePatch(resp.Patch) // written; nothing else holds it
+}
+
+// refuse logs and answers a review that does not reach the handler, with
+// admission.Webhook's messages and codes.
+//
+//go:noinline
+func refuse(w http.ResponseWriter, code int32, err error, msg string, gvk *schema.GroupVersionKind) {
+	leanLog().Error(err, msg)
+	writeReview(w, admission.Errored(code, err), gvk)
 }
 
 // leanLog is the logger of a review that never reaches the handler, as

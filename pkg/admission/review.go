@@ -109,10 +109,10 @@ func onePass(body []byte, withPod bool) (*admission.Request, *podFields, *schema
 	return req, in.Object.pod, &gvk, true
 }
 
-// reviewIn is admissionv1.AdmissionReview as onePass reads it: the same
-// members (a response, which no one sends, must still decode, as the
-// framework's decode requires), and the request's RawExtensions read by
-// objectIn and rawIn, whose fields, shallower, take their JSON names.
+// reviewIn is admissionv1.AdmissionReview as onePass reads it
+// (envelope.go): the same members (a response, which no one sends, must
+// still decode, as the framework's decode requires), and the request's
+// RawExtensions read by objectIn and rawIn.
 type reviewIn struct {
 	metav1.TypeMeta `json:",inline"`
 	Request         *requestIn                     `json:"request"`
