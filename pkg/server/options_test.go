@@ -3,7 +3,12 @@ package server
 import (
 	"flag"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
 // TestLeaderElectionIDReachesTheManager: --leader-election-id names the
@@ -28,5 +33,21 @@ func TestLeaderElectionIDReachesTheManager(t *testing.T) {
 		if !got.LeaderElection || got.LeaderElectionID != tc.want {
 			t.Errorf("%v: manager's leader election %v through the Lease %q, want on through %q", tc.args, got.LeaderElection, got.LeaderElectionID, tc.want)
 		}
+	}
+}
+
+// TestMetricsAnswerUncompressed: the metrics endpoint answers a scraper
+// that accepts gzip uncompressed (see managerOptions).
+func TestMetricsAnswerUncompressed(t *testing.T) {
+	opts := promhttp.HandlerOpts{}
+	for _, set := range managerOptions(DefaultOptions(), nil, nil).Metrics.HandlerOpts {
+		set(&opts)
+	}
+	r := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := httptest.NewRecorder()
+	promhttp.HandlerFor(metrics.Registry, opts).ServeHTTP(w, r)
+	if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "" || w.Body.Len() == 0 {
+		t.Errorf("HTTP %d, Content-Encoding %q, %d bytes; want 200, uncompressed", w.Code, w.Header().Get("Content-Encoding"), w.Body.Len())
 	}
 }
