@@ -146,15 +146,20 @@ func readObject(dec *jsontext.Decoder, member func(*jsontext.Decoder, []byte) er
 
 // readString reads a string; null is refused.
 func readString(dec *jsontext.Decoder, into *string) error {
-	tok, err := dec.ReadToken()
+	if dec.PeekKind() != '"' {
+		return errNotPlain // or what the decoder refuses
+	}
+	raw, err := dec.ReadValue()
 	if err != nil {
 		return err
 	}
-	if tok.Kind() != '"' {
-		return errNotPlain
+	if bytes.IndexByte(raw, '\\') < 0 {
+		*into = intern(raw[1 : len(raw)-1])
+		return nil
 	}
-	*into = tok.String()
-	return nil
+	unquoted, err := jsontext.AppendUnquote(nil, raw)
+	*into = string(unquoted)
+	return err
 }
 
 // readStringMap reads an object of strings into a new map; null and a
@@ -166,7 +171,7 @@ func readStringMap(dec *jsontext.Decoder, into *map[string]string) error {
 		if err := readString(dec, &v); err != nil {
 			return err
 		}
-		m[string(name)] = v
+		m[intern(name)] = v
 		return nil
 	})
 	*into = m
