@@ -3,8 +3,10 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
@@ -12,6 +14,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/token-projector/token-projector/pkg/mutate"
@@ -148,5 +151,52 @@ func TestLabelledAccountGetsRBAC(t *testing.T) {
 	}
 	if st := status(t, fresh); !st.RBAC || !st.ManagedServiceAccount {
 		t.Errorf("new account: status %+v, want rbac for a managed account", st)
+	}
+}
+
+// TestLabelTakenOffIsSeen: the warm path answers a known account from a
+// memo that its informers' events keep (rbac.Ensurer); once the owner takes
+// the label off and the cache has shown it, pods get no RBAC, and once it is
+// back they get it again. A memo its events did not clear would keep the
+// first answer.
+func TestLabelTakenOffIsSeen(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, true)
+	existingAccount(t, ns, "opted", map[string]string{mutate.LabelInject: mutate.InjectEnabled})
+	admitted := 0
+	rbacFor := func(ctx context.Context) (bool, error) {
+		admitted++
+		p := pod(ns, fmt.Sprintf("web-%d", admitted), classic("opted"))
+		if err := env.Admin.Create(ctx, p); err != nil {
+			return false, err
+		}
+		return status(t, p).RBAC, nil
+	}
+	relabel := func(labels map[string]string) {
+		t.Helper()
+		var sa corev1.ServiceAccount
+		if err := env.Admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "opted"}, &sa); err != nil {
+			t.Fatal(err)
+		}
+		sa.Labels = labels
+		if err := env.Admin.Update(ctx, &sa); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // the second from the memo
+		if got, err := rbacFor(ctx); err != nil || !got {
+			t.Fatalf("labelled account: rbac %v, %v", got, err)
+		}
+	}
+	relabel(nil)
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		got, err := rbacFor(ctx)
+		return !got, err
+	}); err != nil {
+		t.Fatalf("the label taken off was never seen: %v", err)
+	}
+	relabel(map[string]string{mutate.LabelInject: mutate.InjectEnabled})
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, rbacFor); err != nil {
+		t.Fatalf("the label put back was never seen: %v", err)
 	}
 }
