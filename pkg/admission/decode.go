@@ -146,12 +146,8 @@ func (v *volumeIn) readFrom(dec *jsontext.Decoder, body []byte) error {
 // UnmarshalJSON is decodePod's read (sigs.k8s.io/json, which checked the
 // whole object first).
 func (v *volumeIn) UnmarshalJSON(b []byte) error {
-	return v.read(b, unmarshalCaseSensitive)
-}
-
-func (v *volumeIn) read(b []byte, decode func([]byte, any) error) error {
 	var n volumeName
-	if err := decode(b, &n); err != nil {
+	if err := unmarshalCaseSensitive(b, &n); err != nil {
 		return err
 	}
 	v.name = n.Name
@@ -159,7 +155,7 @@ func (v *volumeIn) read(b []byte, decode func([]byte, any) error) error {
 		return nil
 	}
 	v.whole = &corev1.Volume{}
-	return decode(b, v.whole)
+	return unmarshalCaseSensitive(b, v.whole)
 }
 
 type containerFields struct {

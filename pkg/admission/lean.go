@@ -81,7 +81,7 @@ func (wh *leanWebhook) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer r.Body.Close()
 	body, tooLarge, err := readBody(r)
-	defer releaseBody(body)
+	defer recycle(&bodies, body)
 	if err != nil {
 		refuse(w, http.StatusBadRequest, err, "unable to read the body from the incoming request", nil)
 		return
@@ -120,7 +120,7 @@ func (wh *leanWebhook) answer(ctx context.Context, w http.ResponseWriter, req *a
 	}
 	resp := wh.framework.Handle(ctx, *req)
 	writeReview(w, resp, gvk)
-	releasePatch(resp.Patch) // written; nothing else holds it
+	recycle(&patches, resp.Patch) // written; nothing else holds it
 }
 
 // refuse logs and answers a review that does not reach the handler, with

@@ -298,10 +298,12 @@ var bodies = sync.Pool{New: func() any { return new([]byte) }}
 
 const maxPooledBody = 64 << 10
 
-func releaseBody(b []byte) {
-	if cap(b) <= maxPooledBody {
+// recycle gives b back to pool, the bodies' or the patches', unless it is
+// empty or grew past maxPooledBody.
+func recycle(pool *sync.Pool, b []byte) {
+	if cap(b) > 0 && cap(b) <= maxPooledBody {
 		b = b[:0]
-		bodies.Put(&b)
+		pool.Put(&b)
 	}
 }
 
